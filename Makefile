@@ -1,0 +1,33 @@
+# The two Quick start commands (see README.md). Both create ./.venv on first use.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: run test bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+## Install and run the whole service on the embedded defaults (SQLite, no Redis needed).
+run: $(VENV)/.installed
+	$(BIN)/webhooks dev --demo
+
+## Install and run lint, types and the whole test suite (real Postgres and Redis).
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy webhooks workers api
+	$(BIN)/pytest
+
+## Run the benchmark suite (not part of the tests).
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench all

@@ -1,0 +1,90 @@
+"""The ``webhooks`` command line: operators' everyday tasks, one readable line on error."""
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from webhooks import migrate
+from webhooks.clock import rfc3339
+from webhooks.db import session_scope
+from webhooks.errors import WebhooksError
+from webhooks.tenants import create_tenant, get_tenant
+from webhooks.tokens import create_token
+
+
+class _Group(click.Group):
+    """Turns library errors into ``Error: <message>`` and exit status 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WebhooksError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="webhooks-dispatcher")
+def main() -> None:
+    """Self-hosted webhook dispatcher."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create the schema or migrate it to the newest version (safe to repeat)."""
+    migrate.upgrade()
+    click.echo("database is up to date")
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants."""
+
+
+@tenants.command("create")
+@click.argument("uid")
+@click.option("--name", default="", help="Display name.")
+def tenants_create(uid: str, name: str) -> None:
+    """Create a tenant and print it as JSON."""
+    with session_scope() as session:
+        tenant = create_tenant(session, uid, name)
+        body = {
+            "id": tenant.id,
+            "uid": tenant.uid,
+            "name": tenant.name,
+            "created_at": rfc3339(tenant.created_at),
+        }
+    click.echo(json.dumps(body))
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@tokens.command("create")
+@click.option("--admin", is_flag=True, help="An admin token (all tenants).")
+@click.option("--tenant", "tenant_ref", help="The tenant (id or uid) the token is bound to.")
+@click.option("--scopes", default="", help="Comma-separated scopes for a tenant token.")
+def tokens_create(admin: bool, tenant_ref: str | None, scopes: str) -> None:
+    """Create a token; it is printed once, on the last line."""
+    if admin == bool(tenant_ref):
+        raise click.UsageError("give exactly one of --admin or --tenant UID")
+    if tenant_ref and not scopes:
+        raise click.UsageError("a tenant token needs --scopes")
+    with session_scope() as session:
+        tenant = get_tenant(session, tenant_ref) if tenant_ref else None
+        wanted = [scope.strip() for scope in scopes.split(",") if scope.strip()]
+        token, plaintext = create_token(session, tenant=tenant, scopes=wanted)
+        click.echo(f"token {token.id} created; it is shown only once:", err=True)
+    click.echo(plaintext)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

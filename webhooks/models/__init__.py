@@ -1,0 +1,23 @@
+"""The ORM model, one module per table."""
+
+from webhooks.models.attempt import Attempt
+from webhooks.models.base import Base
+from webhooks.models.delivery import OPEN_STATUSES, Delivery, DeliveryStatus
+from webhooks.models.endpoint import Endpoint
+from webhooks.models.event import Event
+from webhooks.models.event_type import EventType
+from webhooks.models.tenant import Tenant
+from webhooks.models.token import ApiToken
+
+__all__ = [
+    "OPEN_STATUSES",
+    "ApiToken",
+    "Attempt",
+    "Base",
+    "Delivery",
+    "DeliveryStatus",
+    "Endpoint",
+    "Event",
+    "EventType",
+    "Tenant",
+]

@@ -1,0 +1,36 @@
+"""Attempts: the execution history, one row per HTTP request made for a delivery."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webhooks.ids import new_id
+from webhooks.models.base import Base
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (
+        # Run history of an endpoint, newest first (ids are ULIDs: id order is start order).
+        Index(None, "endpoint_id", "id"),
+        Index(None, "delivery_id", "id"),
+        Index(None, "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("att"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    #: None for a PING, which belongs to no delivery.
+    delivery_id: Mapped[str | None] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    attempt: Mapped[int]
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[int]
+    request_url: Mapped[str] = mapped_column(Text)
+    request_headers: Mapped[dict[str, Any]]
+    request_body: Mapped[str] = mapped_column(Text)
+    response_status: Mapped[int | None]
+    response_headers: Mapped[dict[str, Any] | None]
+    response_body: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(32))

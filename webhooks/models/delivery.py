@@ -1,0 +1,60 @@
+"""Deliveries: one event on its way to one endpoint, with its retry state.
+
+The due time of every pending retry lives in ``next_attempt_at`` so that no broker, countdown
+or process is the only place that remembers it.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webhooks.clock import now
+from webhooks.ids import new_id
+from webhooks.models.base import Base
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+#: States in which a delivery still has an attempt to make.
+OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+
+_open = text("status IN ('pending', 'retrying')")
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # Ids are ULIDs, so ordering by id is ordering by creation time.
+        Index(None, "endpoint_id", "status", "id"),
+        Index(None, "tenant_id", "id"),
+        Index(None, "event_id"),
+        Index(None, "created_at"),
+        # The sweeper's "what is due" scan reads only open deliveries.
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=_open,
+            sqlite_where=_open,
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dlv"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: When the next attempt is due; None once the delivery is finished.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=now)
+    #: A worker's claim: until then, no other worker sends this delivery.
+    locked_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)

@@ -1,0 +1,51 @@
+"""Endpoints: where a tenant's events go, and how each request to them is shaped."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webhooks.clock import now
+from webhooks.ids import new_id
+from webhooks.models.base import Base, EncryptedText
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoints"
+    __table_args__ = (Index(None, "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ep"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: Exact types or ``prefix.*`` patterns; empty means every type.
+    event_types: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    #: Why the dispatcher disabled it on its own (410 Gone, failing for days); None otherwise.
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(EncryptedText)
+    #: The secret replaced by the last rotation, still signing until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText)
+    previous_secret_expires_at: Mapped[datetime | None]
+    signature_header: Mapped[str | None] = mapped_column(String(100))
+    api_key_header: Mapped[str | None] = mapped_column(String(100))
+    api_key: Mapped[str | None] = mapped_column(EncryptedText)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    content_type: Mapped[str] = mapped_column(String(200), default="application/json")
+    template: Mapped[str | None] = mapped_column(Text)
+    #: Delays in seconds before each retry; None means the default exponential schedule.
+    retry_schedule: Mapped[list[Any] | None]
+    timeout_seconds: Mapped[int] = mapped_column(default=10)
+    #: Start of the current run of failed attempts (None once one succeeds).
+    failing_since: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+    def signing_secrets(self, at: datetime) -> list[str]:
+        """The secrets to sign with at ``at``, newest first (two during a rotation)."""
+        secrets = [self.secret]
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and expires > at:
+            secrets.append(self.previous_secret)
+        return secrets
