@@ -37,6 +37,8 @@ class Settings:
     log_format: str = "text"
     endpoint_concurrency: int = 10
     disable_after_days: int = 5
+    #: Egress proxy for deliveries (a static source address); from ``HTTPS_PROXY``.
+    https_proxy: str | None = None
     var_dir: Path = Path("var")
 
 
@@ -121,6 +123,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         disable_after_days=_positive_int(
             env.get("WEBHOOKS_DISABLE_AFTER_DAYS", "5"), "WEBHOOKS_DISABLE_AFTER_DAYS"
         ),
+        https_proxy=env.get("WEBHOOKS_HTTPS_PROXY")
+        or env.get("HTTPS_PROXY")
+        or env.get("https_proxy")
+        or None,
         var_dir=var_dir,
     )
 
