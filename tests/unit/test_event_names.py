@@ -1,0 +1,40 @@
+"""Event type names and endpoint filters."""
+
+import pytest
+
+from webhooks.errors import InvalidInput
+from webhooks.event_names import matches, validate_filters, validate_name
+
+
+@pytest.mark.parametrize(
+    ("filters", "name", "expected"),
+    [
+        ([], "anything.at.all", True),
+        (["booking.created"], "booking.created", True),
+        (["booking.created"], "booking.updated", False),
+        (["booking.*"], "booking.created", True),
+        (["booking.*"], "booking.x.y", True),
+        (["booking.*"], "booking", False),
+        (["booking.*"], "bookings.x", False),
+        (["a.b", "booking.*"], "booking.z", True),
+    ],
+)
+def test_matches(filters: list[str], name: str, expected: bool) -> None:
+    assert matches(filters, name) is expected
+
+
+@pytest.mark.parametrize("name", ["", "a..b", ".a", "a.", "a b", "a.*", "é", "x" * 201])
+def test_bad_names(name: str) -> None:
+    with pytest.raises(InvalidInput):
+        validate_name(name)
+
+
+@pytest.mark.parametrize("pattern", ["*", "a*", "a.*.b", "a.**", ""])
+def test_bad_filters(pattern: str) -> None:
+    with pytest.raises(InvalidInput):
+        validate_filters([pattern])
+
+
+def test_filters_are_deduplicated_in_order() -> None:
+    assert validate_filters(["b.*", "a", "b.*"]) == ["b.*", "a"]
+    assert validate_name("traveller.profile-v2.updated_x") == "traveller.profile-v2.updated_x"
