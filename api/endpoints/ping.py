@@ -1,0 +1,33 @@
+"""``POST .../endpoints/{id}/ping``: send a PING now and report what happened."""
+
+from __future__ import annotations
+
+from api import db
+from api.auth import tenant_access
+from api.blueprint import Blueprint
+from api.schemas import AttemptSchema
+from webhooks import endpoints as rules
+from webhooks.clock import now
+from webhooks.models import Attempt, Tenant
+from webhooks.ping import record_ping, send_ping
+from webhooks.transport import default_transport
+
+blp = Blueprint(
+    "endpoint-ping",
+    __name__,
+    url_prefix="/v1/tenants/<tenant:tenant>/endpoints/<id:endpoint_id>",
+    description="Test an endpoint with a PING.",
+)
+
+
+@blp.route("/ping", methods=["POST"])
+@tenant_access("endpoints:write")
+@blp.response(200, AttemptSchema)
+def ping(tenant: Tenant, endpoint_id: str) -> Attempt:
+    """Send a signed PING and return the attempt, whatever the receiver answered."""
+    endpoint = rules.get_endpoint(db.session(), tenant.id, endpoint_id)
+    at = now()
+    request, outcome = send_ping(endpoint, default_transport(), at=at)
+    attempt = record_ping(db.session(), endpoint, request, outcome, at=at)
+    db.session().commit()
+    return attempt

@@ -1,0 +1,50 @@
+"""An endpoint's signing secret: revealed on request, rotated with a 24-hour overlap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema
+
+from api import db
+from api.auth import tenant_access
+from api.blueprint import Blueprint
+from api.fields import Text
+from webhooks import endpoints as rules
+from webhooks.clock import now
+from webhooks.models import Tenant
+
+blp = Blueprint(
+    "endpoint-secrets",
+    __name__,
+    url_prefix="/v1/tenants/<tenant:tenant>/endpoints/<id:endpoint_id>",
+    description="Endpoint signing secrets.",
+)
+
+
+class SecretSchema(Schema):
+    secret = Text(required=True)
+
+
+class RotationSchema(Schema):
+    secret = Text(metadata={"description": "The new secret; generated (whsec_...) when omitted"})
+
+
+@blp.route("/secret", methods=["GET"])
+@tenant_access("endpoints:read")
+@blp.response(200, SecretSchema)
+def reveal(tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
+    """The current signing secret (the only place it is shown)."""
+    return {"secret": rules.get_endpoint(db.session(), tenant.id, endpoint_id).secret}
+
+
+@blp.route("/rotate-secret", methods=["POST"])
+@tenant_access("endpoints:write")
+@blp.arguments(RotationSchema, required=False)
+@blp.response(200, SecretSchema)
+def rotate(body: dict[str, Any], tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
+    """Make a new secret current; the old one keeps signing beside it for 24 hours."""
+    endpoint = rules.get_endpoint(db.session(), tenant.id, endpoint_id)
+    secret = rules.rotate_secret(endpoint, body.get("secret"), at=now())
+    db.session().commit()
+    return {"secret": secret}
