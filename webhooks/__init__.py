@@ -13,4 +13,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["WebhooksError", "__version__"]
+# Last: modules imported from here read __version__.
+from webhooks.ingest import enqueue_event
+
+__all__ = ["WebhooksError", "__version__", "enqueue_event"]

@@ -10,6 +10,7 @@ from webhooks import migrate
 from webhooks.clock import rfc3339
 from webhooks.db import session_scope
 from webhooks.errors import WebhooksError
+from webhooks.ingest import enqueue_event
 from webhooks.tenants import create_tenant, get_tenant
 from webhooks.tokens import create_token
 
@@ -84,6 +85,20 @@ def tokens_create(admin: bool, tenant_ref: str | None, scopes: str) -> None:
         token, plaintext = create_token(session, tenant=tenant, scopes=wanted)
         click.echo(f"token {token.id} created; it is shown only once:", err=True)
     click.echo(plaintext)
+
+
+@main.command("send")
+@click.argument("tenant")
+@click.argument("event_type", metavar="TYPE")
+@click.argument("payload", metavar="JSON")
+@click.option("--idempotency-key", default=None, help="Send at most once per key and tenant.")
+def send(tenant: str, event_type: str, payload: str, idempotency_key: str | None) -> None:
+    """Enqueue one event (as enqueue_event does) and print its id."""
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"JSON is not valid JSON: {exc}") from None
+    click.echo(enqueue_event(event_type, data, tenant=tenant, idempotency_key=idempotency_key))
 
 
 if __name__ == "__main__":  # pragma: no cover

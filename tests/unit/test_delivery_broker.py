@@ -1,0 +1,43 @@
+"""The producer side of the broker and the dead-letter hook: configuration, not traffic."""
+
+from __future__ import annotations
+
+import pytest
+
+from webhooks import broker
+from webhooks.broker import DeliveryRef, celery_config
+from webhooks.dead_letter import load_handler
+from webhooks.errors import ConfigurationError
+
+
+def test_queues_and_routes() -> None:
+    config = celery_config("redis://127.0.0.1:6379/0")
+    assert set(config["task_queues"]) == {"deliveries", "retries", "dead_letter"}
+    assert config["task_routes"]["webhooks.deliver"] == {"queue": "deliveries"}
+    assert config["task_routes"]["webhooks.dead_letter"] == {"queue": "dead_letter"}
+    assert config["task_serializer"] == "json" and config["accept_content"] == ["json"]
+
+
+def test_redis_visibility_timeout_outlasts_every_countdown() -> None:
+    options = celery_config("redis://127.0.0.1:6379/0")["broker_transport_options"]
+    assert options["visibility_timeout"] >= 3600 > broker.MAX_COUNTDOWN
+
+
+def test_other_brokers_get_no_redis_options() -> None:
+    assert "broker_transport_options" not in celery_config("sqla+sqlite:///var/broker.sqlite3")
+
+
+def test_first_attempts_and_retries_use_separate_queues() -> None:
+    assert DeliveryRef("d", "e", "t", attempts=0).queue == "deliveries"
+    assert DeliveryRef("d", "e", "t", attempts=2).queue == "retries"
+
+
+def test_dead_letter_handler_is_imported_once() -> None:
+    handler = load_handler("json:dumps")
+    assert handler is load_handler("json:dumps")
+
+
+@pytest.mark.parametrize("spec", ["json", "json:nope", "no_such_module:f", ":f", "json:__doc__"])
+def test_bad_dead_letter_handler_is_a_configuration_error(spec: str) -> None:
+    with pytest.raises(ConfigurationError, match="WEBHOOKS_DEAD_LETTER_HANDLER"):
+        load_handler(spec)

@@ -1,0 +1,258 @@
+"""The engine's steps on the real database (``responses`` as the receiver): claim, record,
+duplicates, the in-flight cap, parking for disabled endpoints, endpoint health."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import responses
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tests.e2e.broker import environment
+from webhooks import broker, clock
+from webhooks.broker import DeliveryRef
+from webhooks.db import new_session
+from webhooks.delivery import Next, process
+from webhooks.ingest import ingest
+from webhooks.models import Attempt, Delivery, Endpoint, Tenant
+from webhooks.ssrf import TargetPolicy
+from webhooks.sweeper import release_waiting
+from webhooks.tenants import create_tenant
+from webhooks.transport import Transport
+
+URL = "https://receiver.example/hook"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture(autouse=True)
+def published(monkeypatch: pytest.MonkeyPatch) -> list[DeliveryRef]:
+    sent: list[DeliveryRef] = []
+    monkeypatch.setattr(broker, "publish", lambda refs, **_: sent.extend(refs) or len(refs))
+    return sent
+
+
+@pytest.fixture
+def receiver() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def transport() -> Iterator[Transport]:
+    sender = Transport(TargetPolicy(), user_agent="webhooks/test")
+    yield sender
+    sender.close()
+
+
+@pytest.fixture
+def tenant(session: Session) -> Tenant:
+    tenant = create_tenant(session, "acme")
+    session.commit()
+    return tenant
+
+
+@pytest.fixture
+def endpoint(session: Session, tenant: Tenant) -> Endpoint:
+    endpoint = Endpoint(
+        tenant_id=tenant.id,
+        url=URL,
+        secret=SECRET,
+        api_key_header="X-api-key",
+        api_key="key-123",
+        retry_schedule=[0, 30, 30],
+    )
+    session.add(endpoint)
+    session.commit()
+    return endpoint
+
+
+def new_delivery(session: Session, tenant: Tenant, data: dict[str, Any] | None = None) -> str:
+    result = ingest(session, tenant=tenant, event_type="booking.created", data=data or {"n": 1})
+    session.commit()
+    with new_session() as check:
+        return check.scalars(select(Delivery.id).where(Delivery.event_id == result.event.id)).one()
+
+
+def state(delivery_id: str) -> Delivery:
+    with new_session() as session:
+        delivery = session.get(Delivery, delivery_id)
+        assert delivery is not None
+        return delivery
+
+
+def attempts(delivery_id: str) -> list[Attempt]:
+    with new_session() as session:
+        query = select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.id)
+        return list(session.scalars(query))
+
+
+def endpoint_now(endpoint_id: str) -> Endpoint:
+    with new_session() as session:
+        found = session.get(Endpoint, endpoint_id)
+        assert found is not None
+        return found
+
+
+def run(delivery_id: str, transport: Transport) -> Any:
+    return process(delivery_id, transport, rng=random.Random(3))
+
+
+def test_success_is_recorded_in_one_go(
+    session: Session,
+    tenant: Tenant,
+    endpoint: Endpoint,
+    receiver: Any,
+    transport: Transport,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    receiver.add(responses.POST, URL, status=200, body="thanks")
+    delivery_id = new_delivery(session, tenant)
+    with caplog.at_level(logging.INFO, logger="webhooks.delivery"):
+        step = run(delivery_id, transport)
+    assert step.action is Next.NOTHING
+    done = state(delivery_id)
+    assert (done.status, done.attempts, done.last_status_code) == ("succeeded", 1, 200)
+    assert done.next_attempt_at is None and done.locked_until is None
+    [attempt] = attempts(delivery_id)
+    assert (attempt.attempt, attempt.response_status, attempt.response_body) == (1, 200, "thanks")
+    assert attempt.request_headers["X-api-key"] == "[redacted]"
+    sent = receiver.calls[0].request
+    assert sent.headers["X-api-key"] == "key-123" and sent.headers["webhook-id"] == done.event_id
+    [line] = [r.getMessage() for r in caplog.records if r.name == "webhooks.delivery"]
+    assert delivery_id in line and endpoint.id in line and "status=200" in line
+    assert "key-123" not in line and "v1," not in line
+
+
+def test_failures_retry_on_schedule_then_fail_for_good(
+    session: Session, tenant: Tenant, endpoint: Endpoint, receiver: Any, transport: Transport
+) -> None:
+    receiver.add(responses.POST, URL, status=500, body="down")
+    delivery_id = new_delivery(session, tenant)
+    step = run(delivery_id, transport)
+    assert step.action is Next.RETRY and step.delay == 0 and step.rides_countdown
+    assert step.delivery.queue == "retries"
+    retrying = state(delivery_id)
+    assert (retrying.status, retrying.attempts, retrying.last_status_code) == ("retrying", 1, 500)
+    # Stamped as published (the task publishes the countdown), but not claimed.
+    assert retrying.locked_until is not None and retrying.locked_until <= clock.now()
+    assert endpoint_now(endpoint.id).failing_since is not None
+
+    # Due again now, then in 30 s: a message before then is early and does nothing.
+    assert run(delivery_id, transport).delay == 30
+    assert run(delivery_id, transport).action is Next.NOTHING
+    assert len(attempts(delivery_id)) == 2
+    session.execute(update(Delivery).values(next_attempt_at=clock.now()))
+    session.commit()
+    assert run(delivery_id, transport).action is Next.RETRY
+    session.execute(update(Delivery).values(next_attempt_at=clock.now()))
+    session.commit()
+    last = run(delivery_id, transport)
+    assert last.action is Next.DEAD_LETTER and last.delivery.attempts == 4
+    failed = state(delivery_id)
+    assert (failed.status, failed.attempts, failed.next_attempt_at) == ("failed", 4, None)
+    assert [a.attempt for a in attempts(delivery_id)] == [1, 2, 3, 4]
+    # A late duplicate of a message changes nothing.
+    assert run(delivery_id, transport).action is Next.NOTHING
+    assert len(attempts(delivery_id)) == 4
+
+
+def test_a_claimed_delivery_is_not_sent_twice(
+    session: Session, tenant: Tenant, endpoint: Endpoint, receiver: Any, transport: Transport
+) -> None:
+    delivery_id = new_delivery(session, tenant)
+    held = clock.now() + timedelta(seconds=30)
+    session.execute(update(Delivery).values(locked_until=held))
+    session.commit()
+    assert run(delivery_id, transport).action is Next.NOTHING
+    assert len(receiver.calls) == 0 and state(delivery_id).locked_until == held
+
+
+def test_success_clears_failing_since(
+    session: Session, tenant: Tenant, endpoint: Endpoint, receiver: Any, transport: Transport
+) -> None:
+    session.execute(update(Endpoint).values(failing_since=clock.now() - timedelta(hours=1)))
+    session.commit()
+    receiver.add(responses.POST, URL, status=202)
+    run(new_delivery(session, tenant), transport)
+    assert endpoint_now(endpoint.id).failing_since is None
+
+
+def test_in_flight_cap_defers_without_sending(
+    session: Session, tenant: Tenant, endpoint: Endpoint, receiver: Any, transport: Transport
+) -> None:
+    busy = new_delivery(session, tenant)
+    waiting = new_delivery(session, tenant)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == busy)
+        .values(locked_until=clock.now() + timedelta(seconds=30))
+    )
+    session.commit()
+    with environment(WEBHOOKS_ENDPOINT_CONCURRENCY="1"):
+        step = run(waiting, transport)
+    assert step.action is Next.RETRY and 1 <= step.delay <= 1.5 and step.rides_countdown
+    assert step.delivery.queue == "deliveries"  # still a first attempt
+    deferred = state(waiting)
+    assert deferred.attempts == 0 and deferred.status == "pending"
+    assert deferred.next_attempt_at is not None and deferred.next_attempt_at > clock.now()
+    assert len(receiver.calls) == 0
+
+
+def test_disabled_endpoint_parks_until_released(
+    session: Session,
+    tenant: Tenant,
+    endpoint: Endpoint,
+    receiver: Any,
+    transport: Transport,
+    published: list[DeliveryRef],
+) -> None:
+    delivery_id = new_delivery(session, tenant)
+    session.execute(update(Endpoint).values(enabled=False))
+    session.commit()
+    assert run(delivery_id, transport).action is Next.NOTHING
+    parked = state(delivery_id)
+    assert parked.next_attempt_at is None and parked.status == "pending"
+    assert len(receiver.calls) == 0
+
+    published.clear()
+    session.execute(update(Endpoint).values(enabled=True))
+    assert release_waiting(session, endpoint.id) == 1
+    session.commit()
+    assert [ref.id for ref in published] == [delivery_id]
+    receiver.add(responses.POST, URL, status=200)
+    assert run(delivery_id, transport).action is Next.NOTHING
+    assert state(delivery_id).status == "succeeded"
+
+
+def test_410_gone_disables_the_endpoint(
+    session: Session, tenant: Tenant, endpoint: Endpoint, receiver: Any, transport: Transport
+) -> None:
+    receiver.add(responses.POST, URL, status=410)
+    delivery_id = new_delivery(session, tenant)
+    assert run(delivery_id, transport).action is Next.RETRY
+    gone = endpoint_now(endpoint.id)
+    assert not gone.enabled and gone.disabled_reason is not None and "410" in gone.disabled_reason
+    # Its retry then waits for the endpoint to be enabled again.
+    assert run(delivery_id, transport).action is Next.NOTHING
+    assert state(delivery_id).next_attempt_at is None
+
+
+def test_endpoint_failing_for_days_is_disabled(
+    session: Session, tenant: Tenant, endpoint: Endpoint, receiver: Any, transport: Transport
+) -> None:
+    session.execute(update(Endpoint).values(failing_since=clock.now() - timedelta(days=6)))
+    session.commit()
+    receiver.add(responses.POST, URL, status=500)
+    run(new_delivery(session, tenant), transport)
+    reason = endpoint_now(endpoint.id).disabled_reason
+    assert reason is not None and "failed for 5 days" in reason
+
+
+def test_unknown_delivery_does_nothing(endpoint: Endpoint, transport: Transport) -> None:
+    assert run("dlv_nope", transport).action is Next.NOTHING

@@ -1,0 +1,359 @@
+"""Taking in an event: validate it, store it with one delivery per matching endpoint, publish.
+
+:func:`enqueue_event` (producers) and :func:`ingest` (the API's ``POST .../events``) are one
+code path, lean because producers wait on it: one query finds the tenant, the type's schema
+and the endpoints, one statement (on Postgres; two elsewhere) writes the event and all its
+deliveries, in the caller's transaction or one of its own. The tasks are published only once
+that transaction has committed (:func:`webhooks.broker.publish_after_commit`), so a worker
+never looks for a row it cannot see yet and a rolled-back event sends nothing.
+
+Idempotency rests on the unique ``(tenant_id, idempotency_key)`` constraint, never on a
+check-then-insert: the event is inserted with ``ON CONFLICT DO NOTHING``, and a conflict means
+an earlier event with that key exists (Postgres makes a concurrent insert of the same key wait
+for the first one's transaction), which is then returned and nothing else is created.
+
+A delivery to a disabled endpoint is stored with no due time (``next_attempt_at`` NULL): it
+waits until :func:`webhooks.sweeper.release_waiting` is called as the endpoint is enabled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+from jsonschema.validators import validator_for  # type: ignore[import-untyped]
+from sqlalchemy import ColumnElement, Insert, Table, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from webhooks import clock
+from webhooks.broker import DeliveryRef, publish_after_commit
+from webhooks.config import get_settings
+from webhooks.db import is_unreachable, session_scope
+from webhooks.errors import DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge
+from webhooks.event_names import matches, validate_name
+from webhooks.ids import new_id
+from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event, EventType, Tenant
+
+#: A NUL character in the serialized JSON: ``\u0000`` not preceded by an escaped backslash.
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+_MAX_KEY_LENGTH = 200
+
+# The tables, for Core statements: the hot path skips the ORM's per-statement work.
+_TENANTS = cast(Table, Tenant.__table__)
+_EVENT_TYPES = cast(Table, EventType.__table__)
+_ENDPOINTS = cast(Table, Endpoint.__table__)
+_EVENTS = cast(Table, Event.__table__)
+_DELIVERIES = cast(Table, Delivery.__table__)
+
+#: The event and its deliveries in one Postgres statement. The deliveries are inserted only
+#: if the event was (a duplicate key inserts nothing and returns no row). A delivery to an
+#: enabled endpoint is due now and stamped as handed to the broker (see webhooks.sweeper);
+#: one to a disabled endpoint waits, with no due time.
+_EVENT_WITH_DELIVERIES = text(
+    """
+    WITH new_event AS (
+        INSERT INTO events (id, tenant_id, type, data, timestamp, idempotency_key, created_at)
+        VALUES (:id, :tenant_id, :type, CAST(:data AS jsonb), :timestamp, :key, :now)
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    )
+    INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, status, attempts,
+                            next_attempt_at, locked_until, created_at, updated_at)
+    SELECT d.id, :tenant_id, new_event.id, d.endpoint_id, 'pending', 0,
+           CASE WHEN d.enabled THEN CAST(:now AS timestamptz) END,
+           CASE WHEN d.enabled THEN CAST(:now AS timestamptz) END,
+           :now, :now
+    FROM new_event,
+         unnest(CAST(:ids AS text[]), CAST(:endpoint_ids AS text[]),
+                CAST(:enabled AS boolean[])) AS d (id, endpoint_id, enabled)
+    RETURNING deliveries.id
+    """
+)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The event (the first one when its idempotency key was seen before) and its deliveries."""
+
+    event: Event
+    #: False when an event with the same idempotency key existed: nothing was created.
+    created: bool
+    #: How many deliveries the event has (one per endpoint that matched when it was created).
+    deliveries: int
+
+
+def enqueue_event(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    tenant: str,
+    idempotency_key: str | None = None,
+    timestamp: datetime | str | None = None,
+    session: Session | None = None,
+) -> str:
+    """Store an event and its deliveries, publish them after the commit; return the event id.
+
+    ``tenant`` is a tenant's id or uid. With ``session`` the rows join the caller's
+    transaction and are published only if it commits (the caller commits); without, this
+    commits on its own before returning. Raises :class:`~webhooks.errors.WebhooksError`
+    subclasses: unknown tenant, invalid or too large payload, database unreachable.
+    """
+    column = _TENANTS.c.id if tenant.startswith("ten_") else _TENANTS.c.uid
+    request = _Request(
+        column == tenant, tenant, event_type, data, idempotency_key, _as_datetime(timestamp)
+    )
+    with _database_errors():
+        if session is not None:
+            return _store(session, request).event.id
+        with session_scope() as own:
+            return _store(own, request).event.id
+
+
+def ingest(
+    session: Session,
+    *,
+    tenant: Tenant,
+    event_type: str,
+    data: Any,
+    idempotency_key: str | None = None,
+    timestamp: datetime | None = None,
+) -> IngestResult:
+    """Validate and store one event with its deliveries in ``session``'s transaction.
+
+    The caller commits; the deliveries' tasks are published after that commit. The event
+    returned is not added to the session (it is written with Core, to stay lean).
+    """
+    request = _Request(
+        _TENANTS.c.id == tenant.id, tenant.id, event_type, data, idempotency_key, timestamp
+    )
+    return _store(session, request)
+
+
+@dataclass(frozen=True)
+class _Request:
+    which_tenant: ColumnElement[bool]
+    tenant_ref: str
+    event_type: str
+    data: Any
+    idempotency_key: str | None
+    timestamp: datetime | None
+
+
+@dataclass(frozen=True)
+class _Match:
+    """A delivery to create: its id, its endpoint, and whether that endpoint is enabled."""
+
+    id: str
+    endpoint_id: str
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """What one query tells about a tenant for an event type."""
+
+    tenant_id: str
+    schema: dict[str, Any] | None
+    #: ``(endpoint id, filters, enabled)`` of each of the tenant's endpoints.
+    endpoints: list[tuple[str, list[str], bool]]
+
+
+def _store(session: Session, request: _Request) -> IngestResult:
+    """The one code path: validate, look up, insert the event, then its deliveries."""
+    validate_name(request.event_type)
+    _check_key(request.idempotency_key)
+    payload = _check_payload(request.data)
+    targets = _lookup(session, request)
+    _check_schema(targets.schema, request.event_type, request.data)
+    now = clock.now()
+    event = Event(
+        id=new_id("evt"),
+        tenant_id=targets.tenant_id,
+        type=request.event_type,
+        data=request.data,
+        timestamp=request.timestamp or now,
+        idempotency_key=request.idempotency_key,
+        created_at=now,
+    )
+    matched = [
+        _Match(new_id("dlv"), endpoint_id, enabled)
+        for endpoint_id, filters, enabled in targets.endpoints
+        if matches(filters, event.type)
+    ]
+    if not _write(session, event, payload, matched):
+        first = _existing(session, targets.tenant_id, request.idempotency_key)
+        return IngestResult(first, False, _delivery_count(session, first.id))
+    # Deliveries to a disabled endpoint wait for it (webhooks.sweeper.release_waiting).
+    publish_after_commit(
+        session, [DeliveryRef(m.id, m.endpoint_id, event.type) for m in matched if m.enabled]
+    )
+    return IngestResult(event, True, len(matched))
+
+
+def _lookup(session: Session, request: _Request) -> _Targets:
+    """The tenant, the type's schema and the tenant's endpoints, in one round trip."""
+    schema = (
+        select(_EVENT_TYPES.c.schema)
+        .where(
+            _EVENT_TYPES.c.tenant_id == _TENANTS.c.id,
+            _EVENT_TYPES.c.name == request.event_type,
+        )
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(
+            _TENANTS.c.id,
+            schema,
+            _ENDPOINTS.c.id,
+            _ENDPOINTS.c.event_types,
+            _ENDPOINTS.c.enabled,
+        )
+        .select_from(_TENANTS.outerjoin(_ENDPOINTS, _ENDPOINTS.c.tenant_id == _TENANTS.c.id))
+        .where(request.which_tenant)
+    ).all()
+    if not rows:
+        raise NotFound(f"no tenant {request.tenant_ref!r}")
+    endpoints = [(row[2], row[3], row[4]) for row in rows if row[2] is not None]
+    return _Targets(rows[0][0], rows[0][1], endpoints)
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Say :class:`DatabaseUnavailable` when the server could not be reached."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if is_unreachable(exc):
+            raise DatabaseUnavailable(f"database unreachable: {exc.orig}") from exc
+        raise
+
+
+def _as_datetime(value: datetime | str | None) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(
+                f"timestamp {value!r} is not an ISO 8601 / RFC 3339 time", field="timestamp"
+            ) from None
+    if value is not None and value.tzinfo is None:
+        raise InvalidInput("timestamp must have a time zone (e.g. a trailing Z)", "timestamp")
+    return value
+
+
+def _check_key(key: str | None) -> None:
+    if key is not None and not 0 < len(key) <= _MAX_KEY_LENGTH:
+        raise InvalidInput(
+            f"idempotency_key must be 1 to {_MAX_KEY_LENGTH} characters", field="idempotency_key"
+        )
+
+
+def _check_payload(data: Any) -> str:
+    """A JSON object, serialisable, within the size limit, storable by Postgres (no NUL)."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"data must be a JSON object, not {type(data).__name__}", "data")
+    try:
+        serialized = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"data is not JSON-serialisable: {exc}", field="data") from None
+    limit = get_settings().max_payload_bytes
+    size = len(serialized.encode())
+    if size > limit:
+        raise PayloadTooLarge(
+            f"data is {size} bytes of JSON, more than the {limit} allowed", field="data"
+        )
+    if _NUL.search(serialized):
+        raise InvalidInput(
+            "data contains a NUL character (\\u0000), which the database cannot store in JSON",
+            field="data",
+        )
+    return serialized
+
+
+def _check_schema(schema: dict[str, Any] | None, event_type: str, data: Any) -> None:
+    """Match ``data`` against the type's JSON Schema from the tenant's catalogue, if any."""
+    if schema is None:
+        return
+    error = best_match(validator_for(schema)(schema).iter_errors(data))
+    if error is not None:
+        field = ".".join(["data", *(str(part) for part in error.absolute_path)])
+        raise InvalidInput(
+            f"{field} does not match the schema of {event_type}: {error.message}", field=field
+        )
+
+
+def _write(session: Session, event: Event, payload: str, matched: list[_Match]) -> bool:
+    """Insert the event and its deliveries; False (and nothing written) for a duplicate key.
+
+    On Postgres, one statement does both (a round trip saved on the producer's hot path);
+    elsewhere the event goes first and the deliveries follow if it was new.
+    """
+    if matched and session.get_bind().dialect.name == "postgresql":
+        params = {
+            "id": event.id,
+            "tenant_id": event.tenant_id,
+            "type": event.type,
+            "data": payload,
+            "timestamp": event.timestamp,
+            "key": event.idempotency_key,
+            "now": event.created_at,
+            "ids": [m.id for m in matched],
+            "endpoint_ids": [m.endpoint_id for m in matched],
+            "enabled": [m.enabled for m in matched],
+        }
+        return session.execute(_EVENT_WITH_DELIVERIES, params).first() is not None
+    values = {column.key: getattr(event, column.key) for column in _EVENTS.columns}
+    statement = _insert_ignoring_conflicts(session).values(values).returning(_EVENTS.c.id)
+    if session.execute(statement).first() is None:
+        return False
+    if matched:
+        now = event.created_at
+        rows = [
+            {
+                "id": m.id,
+                "tenant_id": event.tenant_id,
+                "event_id": event.id,
+                "endpoint_id": m.endpoint_id,
+                "status": DeliveryStatus.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now if m.enabled else None,
+                "locked_until": now if m.enabled else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for m in matched
+        ]
+        # Core, not the ORM's bulk insert, which would put the default for a None.
+        session.execute(insert(_DELIVERIES), rows)
+    return True
+
+
+def _insert_ignoring_conflicts(session: Session) -> Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(_EVENTS).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(_EVENTS).on_conflict_do_nothing()
+    raise NotImplementedError(f"no idempotent insert for {dialect}")  # pragma: no cover
+
+
+def _existing(session: Session, tenant_id: str, key: str | None) -> Event:
+    event = session.scalar(
+        select(Event).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
+    )
+    if event is None:  # pragma: no cover - only under isolation stricter than read committed
+        raise DatabaseUnavailable("a duplicate event is being written; try again")
+    return event
+
+
+def _delivery_count(session: Session, event_id: str) -> int:
+    return session.scalar(select(func.count()).where(Delivery.event_id == event_id)) or 0

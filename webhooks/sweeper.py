@@ -1,0 +1,127 @@
+"""Putting back into the broker what is due there and is not: the durability of deliveries.
+
+The database is the only record of what is due (``next_attempt_at``); a task message is a
+hint to act on it now. Messages get lost (broker down at enqueue, process killed between
+commit and publish, Redis flushed), and long retries are never published as countdowns (see
+:data:`webhooks.broker.MAX_COUNTDOWN`). Beat runs the sweep every few seconds, and it
+publishes every open delivery that is due and for which no message can be pending.
+
+How it knows that, without a column of its own: ``locked_until`` is a lease on the delivery.
+In the future it is a worker's claim (:mod:`webhooks.delivery`). In the past it records when
+the delivery was last handed over, to the broker or to a worker: whoever publishes a message
+stamps ``locked_until = now`` in the same transaction that makes the delivery due (ingest, a
+short retry, the sweep itself), and a claim pushes it ahead. Such a past stamp does not stop a
+claim, but it tells the sweeper a message may still be on its way, so a delivery is swept only
+when its lease is NULL (a long retry, released or parked deliveries: nothing was published)
+or ended more than :data:`REPUBLISH_AFTER` ago (the message was lost, or its worker died).
+A message merely waiting in a long queue is thus duplicated at most once per
+:data:`REPUBLISH_AFTER`, and a duplicate is harmless: the claim lets only one through.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.orm import Session
+
+from webhooks import clock
+from webhooks.broker import MAX_COUNTDOWN, DeliveryRef, publish, publish_after_commit
+from webhooks.db import session_scope
+from webhooks.models import OPEN_STATUSES, Delivery, Event
+
+REPUBLISH_AFTER = timedelta(seconds=3 * MAX_COUNTDOWN)
+"""How long a published delivery may stay unclaimed before it is published again.
+
+Longer than any countdown, so a short retry waiting in a worker's memory is not duplicated;
+long enough that a moderate backlog is not either.
+"""
+
+BATCH = 500
+"""Deliveries published per transaction of the sweep."""
+
+MAX_BATCHES = 20
+"""Batches per sweep; the next sweep, seconds later, carries on."""
+
+
+def due_for_publishing(
+    session: Session, *, now: datetime, limit: int, republish_after: timedelta = REPUBLISH_AFTER
+) -> list[DeliveryRef]:
+    """Stamp and return up to ``limit`` due deliveries that no pending message covers.
+
+    The rows are locked while stamped (``SKIP LOCKED``), so concurrent sweeps split the work
+    instead of publishing the same deliveries twice. The caller publishes after committing.
+    """
+    lease_ended = or_(
+        Delivery.locked_until.is_(None), Delivery.locked_until <= now - republish_after
+    )
+    return _stamp(
+        session, Delivery.next_attempt_at <= now, lease_ended, now=now, limit=limit, sweeping=True
+    )
+
+
+def sweep(*, now: datetime | None = None, republish_after: timedelta = REPUBLISH_AFTER) -> int:
+    """Publish what is due and not in the broker, in batches; returns how many were published."""
+    total = 0
+    for _ in range(MAX_BATCHES):
+        with session_scope() as session:
+            refs = due_for_publishing(
+                session, now=now or clock.now(), limit=BATCH, republish_after=republish_after
+            )
+        total += publish(refs)
+        if len(refs) < BATCH:
+            break
+    return total
+
+
+def release_waiting(session: Session, endpoint_id: str) -> int:
+    """Make an endpoint's waiting deliveries due now, publishing them after the commit.
+
+    Call it in the transaction that enables the endpoint again; returns how many there were.
+    """
+    now = clock.now()
+    refs = _stamp(
+        session,
+        Delivery.endpoint_id == endpoint_id,
+        Delivery.next_attempt_at.is_(None),
+        now=now,
+        next_attempt_at=now,
+    )
+    publish_after_commit(session, refs)
+    return len(refs)
+
+
+def _stamp(
+    session: Session,
+    *conditions: ColumnElement[bool],
+    now: datetime,
+    limit: int | None = None,
+    sweeping: bool = False,
+    next_attempt_at: datetime | None = None,
+) -> list[DeliveryRef]:
+    """Lock the open deliveries matching ``conditions``, stamp them as handed over now.
+
+    A sweep takes the longest-due first and skips rows another sweep holds (it will publish
+    them); a release must take every row it names, so it waits for locks instead.
+    """
+    query = (
+        select(Delivery.id, Delivery.endpoint_id, Event.type, Delivery.attempts)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(Delivery.status.in_(OPEN_STATUSES), *conditions)
+        .limit(limit)
+        .with_for_update(of=Delivery, skip_locked=sweeping)
+    )
+    if sweeping:
+        query = query.order_by(Delivery.next_attempt_at)
+    refs = [DeliveryRef(*row) for row in session.execute(query)]
+    if refs:
+        values: dict[str, object] = {"locked_until": now}
+        if next_attempt_at is None:
+            values["updated_at"] = Delivery.updated_at  # a publish is not a change of state
+        else:
+            values["next_attempt_at"] = next_attempt_at
+        session.execute(
+            update(Delivery).where(Delivery.id.in_([ref.id for ref in refs])).values(values),
+            execution_options={"synchronize_session": False},
+        )
+    return refs

@@ -1,0 +1,73 @@
+"""The Celery app the workers and beat run: ``celery -A workers worker|beat|flower``.
+
+It is the library's own app (:func:`webhooks.broker.celery_app`), so tasks published by the
+library and by the workers share one configuration and one connection pool; here it gets what
+only consumers need. A plain ``celery -A workers worker`` consumes every queue (``-Q`` splits
+them across pools).
+
+The production pool is gevent with a high concurrency (``-P gevent -c 100``): a delivery waits
+on the network, not the CPU. Under gevent, psycopg2 would block the whole process on every
+query, so its wait callback is replaced by psycogreen's as the worker starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from celery import signals
+
+from webhooks.broker import SWEEP_TASK, celery_app
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SWEEP_INTERVAL = 5.0
+"""Seconds between sweeps (:mod:`webhooks.sweeper`): the lateness of long retries at most."""
+
+app = celery_app()
+app.conf.update(
+    # A task is acknowledged once done, and given back if its worker dies mid-way: a delivery
+    # message is never lost to a crash (the claim keeps the redelivery from sending twice).
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    # Each worker reserves little beyond what it runs, so a busy worker does not sit on
+    # messages an idle one could take.
+    worker_prefetch_multiplier=1,
+    # Task events, for Flower.
+    task_send_sent_event=True,
+    worker_send_task_events=True,
+    beat_schedule={
+        "sweep": {
+            "task": SWEEP_TASK,
+            "schedule": SWEEP_INTERVAL,
+            # A sweep not run by the time the next is sent is not worth running.
+            "options": {"expires": SWEEP_INTERVAL},
+        }
+    },
+)
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("socket"))
+
+
+def _green_psycopg(**_: Any) -> None:
+    """Make psycopg2 yield to other greenlets while it waits, when the pool is gevent.
+
+    Celery monkey-patches for ``-P gevent`` before it imports this app, whatever spelling of
+    the option was used; checking the patch itself rather than the option covers them all.
+    """
+    if _gevent_patched():
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
+
+
+signals.worker_init.connect(_green_psycopg)
+
+
+def task(name: str) -> Callable[[F], F]:
+    """``app.task`` with the name given, typed (Celery has no type hints)."""
+    return cast(Callable[[F], F], app.task(name=name))
