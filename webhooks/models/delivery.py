@@ -43,6 +43,14 @@ class Delivery(Base):
             postgresql_where=_open,
             sqlite_where=_open,
         ),
+        # The per-endpoint in-flight cap counts live claims of one endpoint's open deliveries.
+        Index(
+            "ix_deliveries_in_flight",
+            "endpoint_id",
+            "locked_until",
+            postgresql_where=_open,
+            sqlite_where=_open,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dlv"))
