@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
-from webhooks import migrate
+from webhooks import devstack, migrate
 from webhooks.clock import rfc3339
+from webhooks.config import get_settings
 from webhooks.db import session_scope
 from webhooks.errors import WebhooksError
 from webhooks.ingest import enqueue_event
@@ -99,6 +100,15 @@ def send(tenant: str, event_type: str, payload: str, idempotency_key: str | None
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"JSON is not valid JSON: {exc}") from None
     click.echo(enqueue_event(event_type, data, tenant=tenant, idempotency_key=idempotency_key))
+
+
+@main.command("dev")
+@click.option("--demo", is_flag=True, help="Also send a demo event to a local receiver.")
+@click.option("--port", default=8000, show_default=True, help="The API's port.")
+@click.option("--flower-port", default=5555, show_default=True, help="Flower's port.")
+def dev(demo: bool, port: int, flower_port: int) -> None:
+    """Run API, worker and beat (and Flower) together until Ctrl-C."""
+    devstack.run(get_settings(), demo=demo, api_port=port, flower_port=flower_port, echo=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover
