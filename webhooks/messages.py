@@ -37,8 +37,7 @@ def render_body(endpoint: Endpoint, body: Mapping[str, Any]) -> bytes:
     """The envelope as compact UTF-8 JSON, or rendered through the endpoint's template."""
     if endpoint.template is None:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    json_mode = template.is_json_content_type(endpoint.content_type)
-    return template.render(endpoint.template, body, json_mode=json_mode)
+    return template.render(endpoint.template, body, content_type=endpoint.content_type)
 
 
 def build_request(endpoint: Endpoint, body: Mapping[str, Any], *, at: datetime) -> OutgoingRequest:

@@ -22,9 +22,10 @@ each placeholder is rendered for where it stands:
   ``null``.
 
 Either way the rendered body is valid JSON if and only if the template rendered against an
-empty envelope is, which is what :func:`validate` checks when an endpoint is saved. For any
-other content type (text, forms, XML) strings are inserted as they are and other values as
-compact JSON.
+empty envelope is, which is what :func:`validate` checks when an endpoint is saved. The same
+rule holds for the other syntaxes a content type can name (:func:`syntax_of`): in a form body
+values are percent-encoded, in XML they are entity-escaped, and only in other text (strings
+as they are, other values as compact JSON) is the template's author responsible.
 
 Parsing a template is cached: an endpoint's template is rendered for every delivery, and the
 parse is the only part of rendering that depends on the template alone.
@@ -35,6 +36,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+import urllib.parse
+import xml.sax.saxutils
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -98,6 +101,36 @@ def _raw(value: Any) -> str:
     return _compact(value)
 
 
+def _form(value: Any) -> str:
+    """A value inside ``application/x-www-form-urlencoded``: it cannot add or end a field."""
+    return urllib.parse.quote_plus(_raw(value))
+
+
+def _xml(value: Any) -> str:
+    """A value inside XML text or an attribute: it cannot open or close an element."""
+    return xml.sax.saxutils.escape(_raw(value), {'"': "&quot;", "'": "&apos;"})
+
+
+#: How a placeholder renders in a body that is not JSON, by the body's syntax.
+_TEXT_FORMATS: dict[str, Callable[[Any], str]] = {"form": _form, "xml": _xml, "text": _raw}
+
+
+def syntax_of(content_type: str) -> str:
+    """The syntax a body of ``content_type`` has: ``json``, ``form``, ``xml`` or ``text``.
+
+    Placeholders are escaped for that syntax, so a value can never change the structure of
+    the body around it (a quote cannot end a JSON string, ``&`` cannot add a form field).
+    """
+    if is_json_content_type(content_type):
+        return "json"
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        return "form"
+    if media_type in ("application/xml", "text/xml") or media_type.endswith("+xml"):
+        return "xml"
+    return "text"
+
+
 class _Placeholder(NamedTuple):
     path: tuple[str, ...]
     format: Callable[[Any], str]
@@ -112,15 +145,15 @@ def _placeholder(match: re.Match[str], format: Callable[[Any], str]) -> _Placeho
 
 
 @functools.lru_cache(maxsize=256)
-def _parse(template: str, json_mode: bool) -> tuple[_Segment, ...]:
+def _parse(template: str, syntax: str) -> tuple[_Segment, ...]:
     """Split a template into literal text and placeholders, each knowing how to render."""
     segments: list[_Segment] = []
     literal_start = 0
-    if not json_mode:
+    if syntax != "json":
         for match in _PLACEHOLDER.finditer(template):
             if match.start() > literal_start:
                 segments.append(template[literal_start : match.start()])
-            segments.append(_placeholder(match, _raw))
+            segments.append(_placeholder(match, _TEXT_FORMATS[syntax]))
             literal_start = match.end()
     else:
         in_string = False
@@ -167,19 +200,20 @@ def _render_text(segments: tuple[_Segment, ...], envelope: Mapping[str, Any]) ->
     ]
 
 
-def render(template: str, envelope: Mapping[str, Any], *, json_mode: bool) -> bytes:
+def render(template: str, envelope: Mapping[str, Any], *, content_type: str) -> bytes:
     """Return the request body: ``template`` with its placeholders filled from ``envelope``.
 
-    ``json_mode`` says the content type is JSON (see :func:`is_json_content_type`), which
-    makes placeholders render according to whether they stand inside a JSON string. The
+    The body's syntax comes from ``content_type`` (:func:`syntax_of`). In JSON, placeholders
+    render according to whether they stand inside a JSON string; in a form or XML body they
+    are percent-encoded or entity-escaped; in any other text they are inserted as they are. The
     result is UTF-8; a lone surrogate in a value (which ``json.loads`` accepts from ``\\ud800``)
     is written as its ``\\uXXXX`` escape rather than failing the delivery.
     """
-    text = "".join(_render_text(_parse(template, json_mode), envelope))
+    text = "".join(_render_text(_parse(template, syntax_of(content_type)), envelope))
     return text.encode("utf-8", "backslashreplace")
 
 
-def validate(template: str, *, json_mode: bool) -> None:
+def validate(template: str, *, content_type: str) -> None:
     """Refuse a template that could not produce a valid body.
 
     A JSON template must render to valid JSON. Rendering against an empty envelope is enough
@@ -195,9 +229,9 @@ def validate(template: str, *, json_mode: bool) -> None:
             " allowed",
             field="template",
         )
-    if not json_mode:
+    if syntax_of(content_type) != "json":
         return
-    segments = _parse(template, json_mode)
+    segments = _parse(template, "json")
     parts = _render_text(segments, {})
     try:
         json.loads("".join(parts))

@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from webhooks.errors import InvalidInput
-from webhooks.template import MAX_TEMPLATE_LENGTH, is_json_content_type, render, validate
+from webhooks.template import (
+    MAX_TEMPLATE_LENGTH,
+    is_json_content_type,
+    render,
+    syntax_of,
+    validate,
+)
+
+JSON = "application/json"
+TEXT = "text/plain"
 
 ENVELOPE: dict[str, Any] = {
     "id": "evt_1",
@@ -97,7 +106,7 @@ ENVELOPE: dict[str, Any] = {
     ],
 )
 def test_render_json(template: str, expected: str) -> None:
-    rendered = render(template, ENVELOPE, json_mode=True)
+    rendered = render(template, ENVELOPE, content_type=JSON)
     assert rendered.decode("utf-8") == expected
     json.loads(rendered)
 
@@ -115,7 +124,7 @@ def test_render_json(template: str, expected: str) -> None:
     ],
 )
 def test_render_not_json(template: str, expected: str) -> None:
-    assert render(template, ENVELOPE, json_mode=False) == expected.encode("utf-8")
+    assert render(template, ENVELOPE, content_type=TEXT) == expected.encode("utf-8")
 
 
 TRICKY_STRINGS = [
@@ -145,7 +154,7 @@ def test_any_string_value_keeps_json_valid(value: str) -> None:
         '{"in": "<[data.s]>", "bare": [data.s], "list": [data.list], "obj": [data.obj],'
         ' "obj_in": "[data.obj]", "text": "[type] and [data.s]"}'
     )
-    parsed = json.loads(render(template, envelope, json_mode=True))
+    parsed = json.loads(render(template, envelope, content_type=JSON))
     assert parsed["bare"] == value
     assert parsed["list"] == [value]
     assert parsed["obj"] == {value: value}
@@ -157,18 +166,20 @@ def test_any_string_value_keeps_json_valid(value: str) -> None:
 
 def test_lone_surrogate_is_escaped() -> None:
     envelope = {"data": {"s": "\ud800"}}
-    assert render('"[data.s]"', envelope, json_mode=True) == b'"\\ud800"'
-    assert render("[data.s]", envelope, json_mode=False) == b"\\ud800"
+    assert render('"[data.s]"', envelope, content_type=JSON) == b'"\\ud800"'
+    assert render("[data.s]", envelope, content_type=TEXT) == b"\\ud800"
 
 
 def test_render_is_utf8() -> None:
-    assert render('"[data.unicode]"', ENVELOPE, json_mode=True) == ('"Zoë → 東京 \u2028"'.encode())
+    assert render('"[data.unicode]"', ENVELOPE, content_type=JSON) == (
+        '"Zoë → 東京 \u2028"'.encode()
+    )
 
 
 def test_render_same_template_many_envelopes() -> None:
     template = '{"id": "[data.id]", "n": [data.n]}'
     for n in range(50):
-        body = render(template, {"data": {"id": f"x{n}", "n": n}}, json_mode=True)
+        body = render(template, {"data": {"id": f"x{n}", "n": n}}, content_type=JSON)
         assert json.loads(body) == {"id": f"x{n}", "n": n}
 
 
@@ -184,7 +195,7 @@ def test_render_same_template_many_envelopes() -> None:
     ],
 )
 def test_validate_accepts(template: str) -> None:
-    validate(template, json_mode=True)
+    validate(template, content_type=JSON)
 
 
 @pytest.mark.parametrize(
@@ -202,23 +213,23 @@ def test_validate_accepts(template: str) -> None:
 )
 def test_validate_refuses_invalid_json(template: str, where: str) -> None:
     with pytest.raises(InvalidInput) as info:
-        validate(template, json_mode=True)
+        validate(template, content_type=JSON)
     assert info.value.field == "template"
     assert "valid JSON" in str(info.value)
     assert where in str(info.value)
 
 
 def test_validate_not_json_takes_anything() -> None:
-    validate("Event [type] {not json", json_mode=False)
-    validate("", json_mode=False)
+    validate("Event [type] {not json", content_type=TEXT)
+    validate("", content_type=TEXT)
 
 
-@pytest.mark.parametrize("json_mode", [True, False])
-def test_validate_refuses_long_templates(json_mode: bool) -> None:
+@pytest.mark.parametrize("content_type", [JSON, TEXT])
+def test_validate_refuses_long_templates(content_type: str) -> None:
     longest = '"' + "x" * (MAX_TEMPLATE_LENGTH - 2) + '"'
-    validate(longest, json_mode=json_mode)
+    validate(longest, content_type=content_type)
     with pytest.raises(InvalidInput) as info:
-        validate(longest + " ", json_mode=json_mode)
+        validate(longest + " ", content_type=content_type)
     assert info.value.field == "template"
     assert str(MAX_TEMPLATE_LENGTH) in str(info.value)
 
@@ -243,3 +254,39 @@ def test_validate_refuses_long_templates(json_mode: bool) -> None:
 )
 def test_is_json_content_type(content_type: str, is_json: bool) -> None:
     assert is_json_content_type(content_type) is is_json
+
+
+@pytest.mark.parametrize(
+    ("content_type", "syntax"),
+    [
+        ("application/json", "json"),
+        ("application/vnd.api+json; charset=utf-8", "json"),
+        ("application/x-www-form-urlencoded", "form"),
+        ("Application/XML", "xml"),
+        ("text/xml; charset=utf-8", "xml"),
+        ("application/soap+xml", "xml"),
+        ("text/plain", "text"),
+        ("text/csv", "text"),
+    ],
+)
+def test_syntax_of(content_type: str, syntax: str) -> None:
+    assert syntax_of(content_type) == syntax
+
+
+def test_form_values_cannot_add_fields() -> None:
+    envelope = {"type": "a.b", "data": {"name": "x&admin=1 y", "n": 5}}
+    body = render(
+        "type=[type]&name=[data.name]&n=[data.n]&missing=[data.no]",
+        envelope,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert body == b"type=a.b&name=x%26admin%3D1+y&n=5&missing="
+
+
+def test_xml_values_cannot_open_elements() -> None:
+    envelope = {"data": {"name": '</name><admin>1</admin> & "q"'}}
+    body = render('<e name="[data.name]">[data.name]</e>', envelope, content_type="text/xml")
+    assert body == (
+        b'<e name="&lt;/name&gt;&lt;admin&gt;1&lt;/admin&gt; &amp; &quot;q&quot;">'
+        b"&lt;/name&gt;&lt;admin&gt;1&lt;/admin&gt; &amp; &quot;q&quot;</e>"
+    )
