@@ -283,9 +283,7 @@ def _check_consistency(endpoint: Endpoint) -> None:
                 f"header {name} is already set by {set_by[name.lower()]}", field=f"headers.{name}"
             )
     if endpoint.template is not None:
-        template.validate(
-            endpoint.template, json_mode=template.is_json_content_type(endpoint.content_type)
-        )
+        template.validate(endpoint.template, content_type=endpoint.content_type)
 
 
 def _verify_and_record(session: Session, endpoint: Endpoint, transport: Transport) -> Attempt:
