@@ -1,0 +1,1 @@
+"""Fault tests: real workers, brokers, databases and receivers broken on purpose (issue 9)."""
