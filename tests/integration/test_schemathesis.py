@@ -22,7 +22,7 @@ from webhooks.db import new_session
 from webhooks.endpoints import create_endpoint
 from webhooks.event_types import create_event_type
 from webhooks.ingest import ingest
-from webhooks.models import ApiToken, Endpoint, Event, EventType, Tenant
+from webhooks.models import ApiToken, Delivery, Endpoint, Event, EventType, Tenant
 from webhooks.tenants import create_tenant
 from webhooks.tokens import create_token
 from webhooks.transport import default_transport
@@ -48,6 +48,8 @@ def _seed(session: Session) -> dict[str, str]:
     if event is None:
         event = ingest(session, tenant=tenant, event_type="booking.created", data={}).event
     refs["event_id"] = event.id
+    delivery = session.scalar(select(Delivery.id).where(Delivery.tenant_id == tenant.id))
+    refs["delivery_id"] = delivery or "dlv_01JD3Z0000000000000000000X"
     token = session.scalar(select(ApiToken).where(ApiToken.tenant_id == tenant.id))
     refs["token_id"] = token.id if token else create_token(session, tenant=tenant)[0].id
     session.commit()

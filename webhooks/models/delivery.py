@@ -33,6 +33,8 @@ class Delivery(Base):
     __table_args__ = (
         # Ids are ULIDs, so ordering by id is ordering by creation time.
         Index(None, "endpoint_id", "status", "id"),
+        # An endpoint's deliveries in any state, newest first (history lists, recovery).
+        Index(None, "endpoint_id", "id"),
         Index(None, "tenant_id", "id"),
         Index(None, "event_id"),
         Index(None, "created_at"),

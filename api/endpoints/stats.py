@@ -1,0 +1,85 @@
+"""``GET .../endpoints/{id}/stats``: an endpoint's health over 1 h, 24 h and 7 d.
+
+The numbers are :func:`webhooks.stats.endpoint_stats`; this module only shapes them.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from api import db
+from api.auth import tenant_access
+from api.blueprint import Blueprint
+from api.fields import Timestamp
+from webhooks import endpoints as rules
+from webhooks.models import Tenant
+from webhooks.stats import WINDOWS, EndpointStats, endpoint_stats
+
+blp = Blueprint(
+    "endpoint-stats",
+    __name__,
+    url_prefix="/v1/tenants/<tenant:tenant>/endpoints/<id:endpoint_id>",
+    description="Endpoint health statistics.",
+)
+
+
+class DeliveryCountsSchema(Schema):
+    pending = fields.Integer(required=True)
+    retrying = fields.Integer(required=True)
+    succeeded = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+
+
+class LatencySchema(Schema):
+    p50 = fields.Float(required=True, allow_none=True)
+    p95 = fields.Float(required=True, allow_none=True)
+
+
+class WindowStatsSchema(Schema):
+    deliveries = fields.Nested(
+        DeliveryCountsSchema,
+        required=True,
+        metadata={"description": "Deliveries created in the window, by current state"},
+    )
+    attempts = fields.Integer(
+        required=True, metadata={"description": "Requests started in the window, PINGs included"}
+    )
+    succeeded_attempts = fields.Integer(required=True)
+    success_rate = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "succeeded_attempts / attempts; null without attempts"},
+    )
+    latency_ms = fields.Nested(
+        LatencySchema,
+        required=True,
+        metadata={"description": "Attempt durations (ms): percentile_cont 0.5 and 0.95"},
+    )
+
+
+class LastFailureSchema(Schema):
+    at = Timestamp(required=True)
+    status = fields.Integer(required=True, allow_none=True)
+    error = fields.String(required=True, allow_none=True)
+
+
+class EndpointStatsSchema(Schema):
+    endpoint_id = fields.String(required=True)
+    generated_at = Timestamp(required=True)
+    windows = fields.Dict(
+        keys=fields.String(metadata={"enum": list(WINDOWS)}),
+        values=fields.Nested(WindowStatsSchema),
+        required=True,
+        metadata={"description": "Keyed 1h, 24h and 7d"},
+    )
+    last_success_at = Timestamp(required=True, allow_none=True)
+    last_failure = fields.Nested(LastFailureSchema, required=True, allow_none=True)
+
+
+@blp.route("/stats", methods=["GET"])
+@tenant_access("endpoints:read")
+@blp.response(200, EndpointStatsSchema)
+def stats(tenant: Tenant, endpoint_id: str) -> EndpointStats:
+    """Counts by state, success rate and latency over 1 h / 24 h / 7 d; last outcomes."""
+    endpoint = rules.get_endpoint(db.session(), tenant.id, endpoint_id)
+    return endpoint_stats(db.session(), endpoint.id)
