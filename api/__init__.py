@@ -14,23 +14,30 @@ from flask import Flask
 
 from api import auth, bodies, db, errors
 from api.converters import CONVERTERS
+from api.deliveries import blp as deliveries_blp
 from api.endpoints import blp as endpoints_blp
+from api.endpoints.attempts import blp as endpoint_attempts_blp
 from api.endpoints.ping import blp as ping_blp
+from api.endpoints.recovery import blp as recovery_blp
 from api.endpoints.secrets import blp as secrets_blp
+from api.endpoints.stats import blp as endpoint_stats_blp
 from api.event_types import blp as event_types_blp
 from api.events import blp as events_blp
 from api.fields import Timestamp
 from api.health import blp as health_blp
+from api.metrics import blp as metrics_blp
 from api.tenants import blp as tenants_blp
 from api.tokens import blp as tokens_blp
 from webhooks import __version__
 from webhooks.config import get_settings
+from webhooks.logs import configure_logging
 
 #: Room for the rest of a request around the largest event payload.
 BODY_HEADROOM = 64 * 1024
 
 BLUEPRINTS = (
     health_blp,
+    metrics_blp,
     tenants_blp,
     tokens_blp,
     event_types_blp,
@@ -38,6 +45,10 @@ BLUEPRINTS = (
     secrets_blp,
     ping_blp,
     events_blp,
+    deliveries_blp,
+    endpoint_attempts_blp,
+    recovery_blp,
+    endpoint_stats_blp,
 )
 
 
@@ -60,6 +71,7 @@ def create_app(settings_overrides: dict[str, Any] | None = None) -> Flask:
 
     The service's own settings come from the environment (:func:`webhooks.config.get_settings`).
     """
+    configure_logging(get_settings())
     app = Flask(__name__)
     app.config.update(
         API_TITLE="webhooks",

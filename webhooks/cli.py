@@ -1,17 +1,19 @@
 """The ``webhooks`` command line: operators' everyday tasks, one readable line on error."""
 
 import json
+import logging
 import sys
 from typing import Any
 
 import click
 
-from webhooks import devstack, migrate
+from webhooks import cli_history, devstack, migrate
 from webhooks.clock import rfc3339
 from webhooks.config import get_settings
 from webhooks.db import session_scope
 from webhooks.errors import WebhooksError
 from webhooks.ingest import enqueue_event
+from webhooks.logs import configure_logging
 from webhooks.tenants import create_tenant, get_tenant
 from webhooks.tokens import create_token
 
@@ -30,6 +32,7 @@ class _Group(click.Group):
 @click.version_option(package_name="webhooks-dispatcher")
 def main() -> None:
     """Self-hosted webhook dispatcher."""
+    configure_logging(get_settings(), logging.WARNING)
 
 
 @main.group()
@@ -109,6 +112,11 @@ def send(tenant: str, event_type: str, payload: str, idempotency_key: str | None
 def dev(demo: bool, port: int, flower_port: int) -> None:
     """Run API, worker and beat (and Flower) together until Ctrl-C."""
     devstack.run(get_settings(), demo=demo, api_port=port, flower_port=flower_port, echo=click.echo)
+
+
+# History operations (redeliver, recover, purge) live in their own module.
+for _command in cli_history.COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

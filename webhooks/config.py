@@ -39,6 +39,8 @@ class Settings:
     disable_after_days: int = 5
     #: Egress proxy for deliveries (a static source address); from ``HTTPS_PROXY``.
     https_proxy: str | None = None
+    #: Port where a worker serves its Prometheus metrics (``WEBHOOKS_METRICS_PORT``); None: off.
+    metrics_port: int | None = None
     var_dir: Path = Path("var")
 
 
@@ -127,6 +129,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or env.get("HTTPS_PROXY")
         or env.get("https_proxy")
         or None,
+        metrics_port=_positive_int(env["WEBHOOKS_METRICS_PORT"], "WEBHOOKS_METRICS_PORT")
+        if env.get("WEBHOOKS_METRICS_PORT")
+        else None,
         var_dir=var_dir,
     )
 

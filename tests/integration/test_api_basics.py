@@ -12,6 +12,8 @@ from webhooks.tokens import revoke
 
 ALL_PATHS = {
     "/healthz",
+    "/readyz",
+    "/metrics",
     "/v1/tenants",
     "/v1/tenants/{tenant}",
     "/v1/tenants/{tenant}/tokens",
@@ -25,6 +27,13 @@ ALL_PATHS = {
     "/v1/tenants/{tenant}/endpoints/{endpoint_id}/ping",
     "/v1/tenants/{tenant}/events",
     "/v1/tenants/{tenant}/events/{event_id}",
+    "/v1/tenants/{tenant}/endpoints/{endpoint_id}/attempts",
+    "/v1/tenants/{tenant}/endpoints/{endpoint_id}/stats",
+    "/v1/tenants/{tenant}/endpoints/{endpoint_id}/recover",
+    "/v1/tenants/{tenant}/deliveries",
+    "/v1/tenants/{tenant}/deliveries/{delivery_id}",
+    "/v1/tenants/{tenant}/deliveries/{delivery_id}/attempts",
+    "/v1/tenants/{tenant}/deliveries/{delivery_id}/redeliver",
 }
 
 
