@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -50,6 +51,9 @@ Keeping countdowns short (and the visibility timeout long) avoids that trap enti
 
 VISIBILITY_TIMEOUT = 2 * 3600
 """Seconds before Redis gives an unacknowledged message to another worker (see above)."""
+
+REDIS_MAX_CONNECTIONS = 200
+"""Redis connections a process may open per kombu channel (above any gevent concurrency)."""
 
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 """Enough to get past a stale pooled connection, short enough not to stall a producer."""
@@ -93,6 +97,11 @@ def celery_config(broker_url: str) -> dict[str, Any]:
         config["broker_transport_options"] = {
             "visibility_timeout": VISIBILITY_TIMEOUT,
             "socket_connect_timeout": 5,
+            # kombu's default of 10 Redis connections per channel is too few for a gevent
+            # worker: with acks_late every finishing greenlet acks on a pooled connection of
+            # its own, and a burst of more than 10 fails with "Too many connections" (the
+            # message then stays unacked until the visibility timeout).
+            "max_connections": REDIS_MAX_CONNECTIONS,
         }
     return config
 
@@ -121,7 +130,12 @@ def publish(refs: Sequence[DeliveryRef], *, countdown: float | None = None) -> i
     app = celery_app()
     sent = 0
     try:
-        with app.producer_or_acquire() as producer:
+        # Several messages (a fan-out, a sweep) go out in one Redis round trip: kombu's
+        # producer batch pipelines the pushes and sends them as the block ends.
+        with (
+            app.producer_or_acquire() as producer,
+            producer.batch() if len(refs) > 1 else nullcontext(),
+        ):
             for ref in refs:
                 app.send_task(
                     DELIVER_TASK,
@@ -133,6 +147,8 @@ def publish(refs: Sequence[DeliveryRef], *, countdown: float | None = None) -> i
                 )
                 sent += 1
     except Exception:
+        if len(refs) > 1:
+            sent = 0  # a failed batch: which of its messages arrived is unknown
         log.exception(
             "could not publish %d of %d deliveries (the sweeper will); first: %s",
             len(refs) - sent,

@@ -16,25 +16,34 @@ connection returned to the pool while the receiver is called:
 3. :func:`record` the attempt row and the delivery's new state in one transaction, and say
    what the caller has to do next (:class:`NextStep`): nothing, publish a retry, or publish
    a dead letter.
+
+On Postgres, steps 1 and 3 are one statement each, committing on their own (:data:`_CLAIM`:
+the claim and the load of the event and endpoint; :data:`_RECORD`: the attempt row and the
+delivery's new state), with Core rows instead of ORM objects; an attempt that changes the
+endpoint's health writes it in one transaction with the rest. The ORM functions below
+(:func:`claim`, :func:`record`) are the same logic for any database.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from webhooks import clock, history, retry
+from webhooks import clock, crypto, history, retry
 from webhooks.broker import MAX_COUNTDOWN, DeliveryRef
 from webhooks.config import get_settings
-from webhooks.db import session_scope
-from webhooks.messages import OutgoingRequest, build_request, envelope
+from webhooks.db import autocommit_engine, get_engine, retry_on_disconnect, session_scope
+from webhooks.ids import new_id
+from webhooks.messages import OutgoingRequest, build_request, envelope, redacted_headers
 from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Endpoint, Event
 from webhooks.transport import Outcome, Transport
 
@@ -97,6 +106,8 @@ def process(
 ) -> NextStep:
     """Make one attempt of a delivery, if it is claimable, and record it."""
     rng = rng or _RNG
+    if get_engine().dialect.name == "postgresql":
+        return _process_postgres(delivery_id, transport, rng)
     with session_scope() as session:
         job = claim(session, delivery_id, now=clock.now())
         if job is None:
@@ -110,6 +121,253 @@ def process(
         step = record(session, job, request, outcome, started_at=started, rng=rng)
     _log_attempt(job, outcome, step)
     return step
+
+
+# -- Postgres: one statement to claim, one to record, each committing on its own ---------------
+
+#: The claim of :func:`claim` and the load of what the attempt needs, in one statement.
+#: The predicates are :func:`_claimable`'s and the in-flight count's, spelled as the partial
+#: indexes (``ix_deliveries_in_flight``) spell them. A claim is not a change of state:
+#: ``updated_at`` stays.
+_CLAIM = text(
+    """
+    WITH claimed AS (
+        UPDATE deliveries AS d SET locked_until = :until
+        WHERE d.id = :id
+          AND d.status IN ('pending', 'retrying')
+          AND d.next_attempt_at <= :due
+          AND (d.locked_until IS NULL OR d.locked_until <= :due)
+          AND EXISTS (SELECT 1 FROM endpoints AS e WHERE e.id = d.endpoint_id AND e.enabled)
+          AND (SELECT count(*) FROM deliveries AS held
+               WHERE held.endpoint_id = d.endpoint_id
+                 AND held.status IN ('pending', 'retrying')
+                 AND held.locked_until > :now) < :cap
+        RETURNING d.attempts, d.event_id, d.endpoint_id
+    )
+    SELECT claimed.attempts, claimed.event_id, ev.type, ev.data, ev.timestamp,
+           e.id, e.tenant_id, e.url, e.secret, e.previous_secret,
+           e.previous_secret_expires_at, e.signature_header, e.api_key_header, e.api_key,
+           e.headers, e.content_type, e.template, e.retry_schedule, e.timeout_seconds,
+           e.failing_since, e.enabled
+    FROM claimed
+    JOIN events AS ev ON ev.id = claimed.event_id
+    JOIN endpoints AS e ON e.id = claimed.endpoint_id
+    """
+)
+
+#: :func:`record`'s attempt row and delivery update, in one statement. The attempt's id is
+#: chosen before the first try, so a retry after a lost reply does not add a second row.
+_RECORD = text(
+    """
+    WITH attempt AS (
+        INSERT INTO attempts (id, tenant_id, delivery_id, endpoint_id, attempt, started_at,
+                              duration_ms, request_url, request_headers, request_body,
+                              response_status, response_headers, response_body, error)
+        VALUES (:attempt_id, :tenant_id, :delivery_id, :endpoint_id, :number, :started_at,
+                :duration_ms, :request_url, CAST(:request_headers AS jsonb), :request_body,
+                :response_status, CAST(:response_headers AS jsonb), :response_body, :error)
+        ON CONFLICT (id) DO NOTHING
+    )
+    UPDATE deliveries
+    SET attempts = :number, last_status_code = :response_status, status = :status,
+        locked_until = :locked_until, next_attempt_at = :next_attempt_at, updated_at = :now
+    WHERE id = :delivery_id
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """What an attempt reads of an endpoint, with its secrets decrypted: the ORM's
+    :class:`~webhooks.models.Endpoint` without the ORM (it is only read)."""
+
+    id: str
+    tenant_id: str
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    signature_header: str | None
+    api_key_header: str | None
+    api_key: str | None
+    headers: dict[str, Any]
+    content_type: str
+    template: str | None
+    retry_schedule: list[Any] | None
+    timeout_seconds: int
+    failing_since: datetime | None
+    enabled: bool
+
+    def signing_secrets(self, at: datetime) -> list[str]:
+        """The secrets to sign with at ``at``, newest first (two during a rotation)."""
+        secrets = [self.secret]
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and expires > at:
+            secrets.append(self.previous_secret)
+        return secrets
+
+
+SECRET_CACHE_SECONDS = 300.0
+"""How long a worker keeps a decrypted secret (keyed by its ciphertext) to skip Fernet."""
+
+_SECRET_CACHE_SIZE = 4096
+_decrypted: dict[str, tuple[str, float]] = {}
+
+
+def _decrypt(token: str | None) -> str | None:
+    """:func:`webhooks.crypto.decrypt`, remembered briefly per ciphertext.
+
+    A Fernet token is unique to one encryption, so a rotated or edited secret is a new key
+    here: nothing stale is ever served, and an entry lives at most
+    :data:`SECRET_CACHE_SECONDS`.
+    """
+    if token is None:
+        return None
+    now = time.monotonic()
+    hit = _decrypted.get(token)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    plaintext = crypto.decrypt(token)
+    if len(_decrypted) >= _SECRET_CACHE_SIZE:
+        _decrypted.clear()
+    _decrypted[token] = (plaintext, now + SECRET_CACHE_SECONDS)
+    return plaintext
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _claim_postgres(connection: Connection, delivery_id: str, now: datetime) -> Job | None:
+    row = connection.execute(
+        _CLAIM,
+        {
+            "id": delivery_id,
+            "until": now + CLAIM_DURATION,
+            "due": now + CLOCK_TOLERANCE,
+            "now": now,
+            "cap": get_settings().endpoint_concurrency,
+        },
+    ).first()
+    if row is None:
+        return None
+    attempts, event_id, event_type, data, timestamp = row[:5]
+    endpoint = EndpointConfig(
+        id=row[5],
+        tenant_id=row[6],
+        url=row[7],
+        secret=cast(str, _decrypt(row[8])),
+        previous_secret=_decrypt(row[9]),
+        previous_secret_expires_at=_utc(row[10]),
+        signature_header=row[11],
+        api_key_header=row[12],
+        api_key=_decrypt(row[13]),
+        headers=row[14] or {},
+        content_type=row[15],
+        template=row[16],
+        retry_schedule=row[17],
+        timeout_seconds=row[18],
+        failing_since=_utc(row[19]),
+        enabled=row[20],
+    )
+    return Job(
+        delivery=DeliveryRef(delivery_id, endpoint.id, event_type, attempts),
+        number=attempts + 1,
+        endpoint=cast(Endpoint, endpoint),
+        body=envelope(event_id, event_type, cast(datetime, _utc(timestamp)), data),
+    )
+
+
+def _record_postgres(
+    job: Job,
+    request: OutgoingRequest,
+    outcome: Outcome,
+    *,
+    attempt_id: str,
+    started_at: datetime,
+    rng: random.Random,
+) -> NextStep:
+    now = clock.now()
+    step = next_step(job, outcome, now=now, rng=rng)
+    locked_until: datetime | None = None
+    next_attempt_at: datetime | None = None
+    if outcome.ok:
+        status = DeliveryStatus.SUCCEEDED
+    elif step.action is Next.DEAD_LETTER:
+        status = DeliveryStatus.FAILED
+    else:
+        status = DeliveryStatus.RETRYING
+        next_attempt_at = now + timedelta(seconds=step.delay)
+        if step.rides_countdown:
+            locked_until = now  # the stamp of the message the caller publishes
+    endpoint = job.endpoint
+    has_response = outcome.status is not None
+    params = {
+        "attempt_id": attempt_id,
+        "tenant_id": endpoint.tenant_id,
+        "delivery_id": job.delivery.id,
+        "endpoint_id": endpoint.id,
+        "number": job.number,
+        "started_at": started_at,
+        "duration_ms": outcome.duration_ms,
+        "request_url": request.url,
+        "request_headers": _json(redacted_headers(request, endpoint)),
+        "request_body": history.as_text(request.body),
+        "response_status": outcome.status,
+        "response_headers": _json(dict(outcome.headers) if has_response else None),
+        "response_body": (
+            history.as_text(outcome.body, history.MAX_RESPONSE_BODY) if has_response else None
+        ),
+        "error": outcome.error,
+        "status": str(status),
+        "locked_until": locked_until,
+        "next_attempt_at": next_attempt_at,
+        "now": now,
+    }
+    if outcome.ok and endpoint.failing_since is None:
+        # The common case: one statement, committing on its own.
+        with autocommit_engine().connect() as connection:
+            connection.execute(_RECORD, params)
+        return step
+    with get_engine().begin() as connection:  # a real transaction: the endpoint's health too
+        connection.execute(_RECORD, params)
+        _update_endpoint_health(connection, endpoint, outcome, now)
+    return step
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _process_postgres(delivery_id: str, transport: Transport, rng: random.Random) -> NextStep:
+    """:func:`process` on Postgres: two statements, each its own transaction, no ORM."""
+
+    def claim_it() -> Job | None:
+        with autocommit_engine().connect() as connection:
+            return _claim_postgres(connection, delivery_id, clock.now())
+
+    job = retry_on_disconnect(claim_it)
+    if job is None:
+        with session_scope() as session:
+            return settle_unclaimed(session, delivery_id, now=clock.now(), rng=rng)
+    started = clock.now()
+    request = build_request(job.endpoint, job.body, at=started)
+    outcome = transport.post(
+        request.url, request.headers, request.body, job.endpoint.timeout_seconds
+    )
+    attempt_id = new_id("att")
+
+    def record_it() -> NextStep:
+        return _record_postgres(
+            job, request, outcome, attempt_id=attempt_id, started_at=started, rng=rng
+        )
+
+    step = retry_on_disconnect(record_it)
+    _log_attempt(job, outcome, step)
+    return step
+
+
+# -- Any database: the ORM --------------------------------------------------------------------
 
 
 def claim(session: Session, delivery_id: str, *, now: datetime) -> Job | None:
@@ -263,7 +521,7 @@ def next_step(job: Job, outcome: Outcome, *, now: datetime, rng: random.Random) 
 
 
 def _update_endpoint_health(
-    session: Session, endpoint: Endpoint, outcome: Outcome, now: datetime
+    session: Session | Connection, endpoint: Endpoint, outcome: Outcome, now: datetime
 ) -> None:
     """Track ``failing_since``; disable on 410 Gone or after failing for too many days."""
     values: dict[str, Any] = {}

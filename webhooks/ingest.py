@@ -1,11 +1,15 @@
 """Taking in an event: validate it, store it with one delivery per matching endpoint, publish.
 
 :func:`enqueue_event` (producers) and :func:`ingest` (the API's ``POST .../events``) are one
-code path, lean because producers wait on it: one query finds the tenant, the type's schema
-and the endpoints, one statement (on Postgres; two elsewhere) writes the event and all its
-deliveries, in the caller's transaction or one of its own. The tasks are published only once
-that transaction has committed (:func:`webhooks.broker.publish_after_commit`), so a worker
-never looks for a row it cannot see yet and a rolled-back event sends nothing.
+code path, lean because producers wait on it. On Postgres one statement (:data:`_INGEST_SQL`)
+finds the tenant, the type's schema and the matching endpoints and writes the event and all
+its deliveries (a second run only when the type has a JSON Schema, once the payload has been
+checked against it); elsewhere one query looks up and one or two statements write. It runs in
+the caller's transaction, or, for ``enqueue_event`` without a session, on an autocommit
+connection where the statement is its own transaction (one round trip in all). The tasks are
+published only once the transaction has committed (:func:`webhooks.broker.publish_after_commit`
+or straight after the autocommit statement), so a worker never looks for a row it cannot see
+yet and a rolled-back event sends nothing.
 
 Idempotency rests on the unique ``(tenant_id, idempotency_key)`` constraint, never on a
 check-then-insert: the event is inserted with ``ON CONFLICT DO NOTHING``, and a conflict means
@@ -28,15 +32,21 @@ from typing import Any, cast
 
 from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
 from jsonschema.validators import validator_for  # type: ignore[import-untyped]
-from sqlalchemy import ColumnElement, Insert, Table, func, insert, select, text
+from sqlalchemy import ColumnElement, Connection, Insert, Table, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from webhooks import clock
+from webhooks import broker, clock
 from webhooks.broker import DeliveryRef, publish_after_commit
 from webhooks.config import get_settings
-from webhooks.db import is_unreachable, session_scope
+from webhooks.db import (
+    autocommit_engine,
+    get_engine,
+    is_unreachable,
+    retry_on_disconnect,
+    session_scope,
+)
 from webhooks.errors import DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge
 from webhooks.event_names import matches, validate_name
 from webhooks.ids import new_id
@@ -54,30 +64,68 @@ _ENDPOINTS = cast(Table, Endpoint.__table__)
 _EVENTS = cast(Table, Event.__table__)
 _DELIVERIES = cast(Table, Delivery.__table__)
 
-#: The event and its deliveries in one Postgres statement. The deliveries are inserted only
-#: if the event was (a duplicate key inserts nothing and returns no row). A delivery to an
-#: enabled endpoint is due now and stamped as handed to the broker (see webhooks.sweeper);
-#: one to a disabled endpoint waits, with no due time.
-_EVENT_WITH_DELIVERIES = text(
-    """
-    WITH new_event AS (
-        INSERT INTO events (id, tenant_id, type, data, timestamp, idempotency_key, created_at)
-        VALUES (:id, :tenant_id, :type, CAST(:data AS jsonb), :timestamp, :key, :now)
-        ON CONFLICT DO NOTHING
-        RETURNING id
-    )
+#: Which endpoints of the tenant receive the type (``webhooks.event_names.matches`` in SQL):
+#: no filters, the exact name, or a ``prefix.*`` whose prefix (with its dot) starts the name.
+_MATCHING = """
+    COALESCE(jsonb_array_length(CASE WHEN jsonb_typeof(e.event_types) = 'array'
+                                     THEN e.event_types END), 0) = 0
+    OR e.event_types @> jsonb_build_array(CAST(:type AS text))
+    OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(e.event_types) AS f (pattern)
+               WHERE jsonb_typeof(e.event_types) = 'array'
+                 AND right(f.pattern, 2) = '.*'
+                 AND starts_with(CAST(:type AS text), left(f.pattern, -1)))
+"""
+
+#: On Postgres the whole of an ingestion is this one statement: find the tenant, the type's
+#: schema and the matching endpoints, insert the event and one delivery per endpoint, and
+#: report it all. The event is inserted only if the type has no schema or the payload was
+#: validated against it (``:validated``: the caller runs the statement again once it has
+#: checked the schema this one returned), and only once (``ON CONFLICT DO NOTHING``: a
+#: duplicate idempotency key, or this very event inserted by a first try, inserts nothing).
+#: A delivery to an enabled endpoint is due now and stamped as handed to the broker (see
+#: webhooks.sweeper); one to a disabled endpoint waits, with no due time. A delivery's id is
+#: made here: ``dlv_``, the event's ULID time, 64 random bits, so it is a ULID too. One row
+#: per delivery (one with NULLs when there is none); no row at all for an unknown tenant.
+_INGEST_SQL = """
+WITH tenant AS (
+    SELECT id FROM tenants WHERE {tenant_column} = :tenant
+),
+type_schema AS (
+    SELECT et.schema FROM event_types AS et JOIN tenant ON et.tenant_id = tenant.id
+    WHERE et.name = :type AND et.schema IS NOT NULL AND jsonb_typeof(et.schema) <> 'null'
+),
+targets AS (
+    SELECT e.id, e.enabled FROM endpoints AS e JOIN tenant ON e.tenant_id = tenant.id
+    WHERE {matching}
+),
+new_event AS (
+    INSERT INTO events (id, tenant_id, type, data, timestamp, idempotency_key, created_at)
+    SELECT :id, tenant.id, :type, CAST(:data AS jsonb), :timestamp, :key, :now FROM tenant
+    WHERE CAST(:validated AS boolean) OR NOT EXISTS (SELECT 1 FROM type_schema)
+    ON CONFLICT DO NOTHING
+    RETURNING id, tenant_id
+),
+new_deliveries AS (
     INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, status, attempts,
                             next_attempt_at, locked_until, created_at, updated_at)
-    SELECT d.id, :tenant_id, new_event.id, d.endpoint_id, 'pending', 0,
-           CASE WHEN d.enabled THEN CAST(:now AS timestamptz) END,
-           CASE WHEN d.enabled THEN CAST(:now AS timestamptz) END,
+    SELECT 'dlv_' || substr(new_event.id, 5, 10)
+                  || upper(substr(md5(CAST(gen_random_uuid() AS text)), 1, 16)),
+           new_event.tenant_id, new_event.id, targets.id, 'pending', 0,
+           CASE WHEN targets.enabled THEN CAST(:now AS timestamptz) END,
+           CASE WHEN targets.enabled THEN CAST(:now AS timestamptz) END,
            :now, :now
-    FROM new_event,
-         unnest(CAST(:ids AS text[]), CAST(:endpoint_ids AS text[]),
-                CAST(:enabled AS boolean[])) AS d (id, endpoint_id, enabled)
-    RETURNING deliveries.id
-    """
+    FROM new_event, targets
+    RETURNING id, endpoint_id, next_attempt_at IS NOT NULL AS enabled
 )
+SELECT tenant.id AS tenant_id,
+       (SELECT schema FROM type_schema) AS schema,
+       EXISTS (SELECT 1 FROM new_event) AS created,
+       d.id, d.endpoint_id, d.enabled
+FROM tenant LEFT JOIN new_deliveries AS d ON true
+"""
+
+_INGEST_BY_ID = text(_INGEST_SQL.format(tenant_column="id", matching=_MATCHING))
+_INGEST_BY_UID = text(_INGEST_SQL.format(tenant_column="uid", matching=_MATCHING))
 
 
 @dataclass(frozen=True)
@@ -107,13 +155,16 @@ def enqueue_event(
     commits on its own before returning. Raises :class:`~webhooks.errors.WebhooksError`
     subclasses: unknown tenant, invalid or too large payload, database unreachable.
     """
-    column = _TENANTS.c.id if tenant.startswith("ten_") else _TENANTS.c.uid
+    by_id = tenant.startswith("ten_")
+    column = _TENANTS.c.id if by_id else _TENANTS.c.uid
     request = _Request(
-        column == tenant, tenant, event_type, data, idempotency_key, _as_datetime(timestamp)
+        column == tenant, tenant, event_type, data, idempotency_key, _as_datetime(timestamp), by_id
     )
     with _database_errors():
         if session is not None:
             return _store(session, request).event.id
+        if get_engine().dialect.name == "postgresql":
+            return _store_alone(request)
         with session_scope() as own:
             return _store(own, request).event.id
 
@@ -133,7 +184,7 @@ def ingest(
     returned is not added to the session (it is written with Core, to stay lean).
     """
     request = _Request(
-        _TENANTS.c.id == tenant.id, tenant.id, event_type, data, idempotency_key, timestamp
+        _TENANTS.c.id == tenant.id, tenant.id, event_type, data, idempotency_key, timestamp, True
     )
     return _store(session, request)
 
@@ -146,6 +197,8 @@ class _Request:
     data: Any
     idempotency_key: str | None
     timestamp: datetime | None
+    #: Whether ``tenant_ref`` is the tenant's id (else its uid).
+    by_id: bool = True
 
 
 @dataclass(frozen=True)
@@ -167,36 +220,133 @@ class _Targets:
     endpoints: list[tuple[str, list[str], bool]]
 
 
-def _store(session: Session, request: _Request) -> IngestResult:
-    """The one code path: validate, look up, insert the event, then its deliveries."""
+@dataclass(frozen=True)
+class _Written:
+    """What the one Postgres statement did."""
+
+    tenant_id: str
+    #: False when nothing was inserted: an event with the same idempotency key exists.
+    created: bool
+    matched: list[_Match]
+    #: The earlier event's id, when not ``created`` because of a repeated idempotency key.
+    first_event_id: str | None = None
+
+
+def _validate(request: _Request) -> str:
+    """Everything checked before the database is asked; the payload as stored JSON."""
     validate_name(request.event_type)
     _check_key(request.idempotency_key)
-    payload = _check_payload(request.data)
+    return _check_payload(request.data)
+
+
+def _write_postgres(
+    executor: Session | Connection, request: _Request, event_id: str, payload: str, now: datetime
+) -> _Written:
+    """The one statement (twice when the type has a schema: before and after checking it)."""
+    statement = _INGEST_BY_ID if request.by_id else _INGEST_BY_UID
+    params = {
+        "tenant": request.tenant_ref,
+        "id": event_id,
+        "type": request.event_type,
+        "data": payload,
+        "timestamp": request.timestamp or now,
+        "key": request.idempotency_key,
+        "now": now,
+        "validated": False,
+    }
+    rows = executor.execute(statement, params).all()
+    if rows and rows[0][1] is not None and not rows[0][2]:
+        # The type has a JSON Schema and nothing was written: check, then write.
+        _check_schema(rows[0][1], request.event_type, request.data)
+        params["validated"] = True
+        rows = executor.execute(statement, params).all()
+    if not rows:
+        raise NotFound(f"no tenant {request.tenant_ref!r}")
+    matched = [_Match(row[3], row[4], row[5]) for row in rows if row[3] is not None]
+    return _Written(rows[0][0], bool(rows[0][2]), matched)
+
+
+def _refs(event_type: str, matched: list[_Match]) -> list[DeliveryRef]:
+    # Deliveries to a disabled endpoint wait for it (webhooks.sweeper.release_waiting).
+    return [DeliveryRef(m.id, m.endpoint_id, event_type) for m in matched if m.enabled]
+
+
+def _store_alone(request: _Request) -> str:
+    """``enqueue_event`` in a transaction of its own, on Postgres: one round trip.
+
+    The single statement commits by itself (no BEGIN, no COMMIT round trips), then the
+    deliveries are published. A dropped connection is retried once: the event id stays the
+    same, so a first try that did commit makes the second insert nothing (its deliveries'
+    messages are then left to the sweeper).
+    """
+    payload = _validate(request)
+    event_id = new_id("evt")
+    now = clock.now()
+
+    def write() -> _Written:
+        with autocommit_engine().connect() as connection:
+            written = _write_postgres(connection, request, event_id, payload, now)
+            if written.created or request.idempotency_key is None:
+                return written
+            first = connection.execute(
+                _FIRST_EVENT_ID,
+                {"tenant_id": written.tenant_id, "key": request.idempotency_key},
+            ).scalar()
+            if first is None:  # pragma: no cover - only under stricter isolation
+                raise DatabaseUnavailable("a duplicate event is being written; try again")
+            return _Written(written.tenant_id, False, [], first)
+
+    written = retry_on_disconnect(write)
+    if not written.created:
+        # A repeated key, or a retry after a first try that committed (no key: same id).
+        return written.first_event_id or event_id
+    broker.publish(_refs(request.event_type, written.matched))
+    return event_id
+
+
+def _store(session: Session, request: _Request) -> IngestResult:
+    """The one code path: validate, look up, insert the event, then its deliveries."""
+    payload = _validate(request)
+    now = clock.now()
+    if session.get_bind().dialect.name == "postgresql":
+        event_id = new_id("evt")
+        written = _write_postgres(session, request, event_id, payload, now)
+        if not written.created:
+            first = _existing(session, written.tenant_id, request.idempotency_key)
+            return IngestResult(first, False, _delivery_count(session, first.id))
+        event = _event(event_id, written.tenant_id, request, now)
+        publish_after_commit(session, _refs(event.type, written.matched))
+        return IngestResult(event, True, len(written.matched))
     targets = _lookup(session, request)
     _check_schema(targets.schema, request.event_type, request.data)
-    now = clock.now()
-    event = Event(
-        id=new_id("evt"),
-        tenant_id=targets.tenant_id,
+    event = _event(new_id("evt"), targets.tenant_id, request, now)
+    matched = [
+        _Match(new_id("dlv"), endpoint_id, enabled)
+        for endpoint_id, filters, enabled in targets.endpoints
+        if matches(filters, event.type)
+    ]
+    if not _write(session, event, matched):
+        first = _existing(session, targets.tenant_id, request.idempotency_key)
+        return IngestResult(first, False, _delivery_count(session, first.id))
+    publish_after_commit(session, _refs(event.type, matched))
+    return IngestResult(event, True, len(matched))
+
+
+def _event(event_id: str, tenant_id: str, request: _Request, now: datetime) -> Event:
+    return Event(
+        id=event_id,
+        tenant_id=tenant_id,
         type=request.event_type,
         data=request.data,
         timestamp=request.timestamp or now,
         idempotency_key=request.idempotency_key,
         created_at=now,
     )
-    matched = [
-        _Match(new_id("dlv"), endpoint_id, enabled)
-        for endpoint_id, filters, enabled in targets.endpoints
-        if matches(filters, event.type)
-    ]
-    if not _write(session, event, payload, matched):
-        first = _existing(session, targets.tenant_id, request.idempotency_key)
-        return IngestResult(first, False, _delivery_count(session, first.id))
-    # Deliveries to a disabled endpoint wait for it (webhooks.sweeper.release_waiting).
-    publish_after_commit(
-        session, [DeliveryRef(m.id, m.endpoint_id, event.type) for m in matched if m.enabled]
-    )
-    return IngestResult(event, True, len(matched))
+
+
+_FIRST_EVENT_ID = text(
+    "SELECT id FROM events WHERE tenant_id = :tenant_id AND idempotency_key = :key"
+)
 
 
 def _lookup(session: Session, request: _Request) -> _Targets:
@@ -291,26 +441,12 @@ def _check_schema(schema: dict[str, Any] | None, event_type: str, data: Any) -> 
         )
 
 
-def _write(session: Session, event: Event, payload: str, matched: list[_Match]) -> bool:
+def _write(session: Session, event: Event, matched: list[_Match]) -> bool:
     """Insert the event and its deliveries; False (and nothing written) for a duplicate key.
 
-    On Postgres, one statement does both (a round trip saved on the producer's hot path);
-    elsewhere the event goes first and the deliveries follow if it was new.
+    Not Postgres (which has :data:`_INGEST_SQL`): the event goes first and the deliveries
+    follow if it was new.
     """
-    if matched and session.get_bind().dialect.name == "postgresql":
-        params = {
-            "id": event.id,
-            "tenant_id": event.tenant_id,
-            "type": event.type,
-            "data": payload,
-            "timestamp": event.timestamp,
-            "key": event.idempotency_key,
-            "now": event.created_at,
-            "ids": [m.id for m in matched],
-            "endpoint_ids": [m.endpoint_id for m in matched],
-            "enabled": [m.enabled for m in matched],
-        }
-        return session.execute(_EVENT_WITH_DELIVERIES, params).first() is not None
     values = {column.key: getattr(event, column.key) for column in _EVENTS.columns}
     statement = _insert_ignoring_conflicts(session).values(values).returning(_EVENTS.c.id)
     if session.execute(statement).first() is None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3 import PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -282,6 +283,18 @@ class _GuardedAdapter(HTTPAdapter):
             manager.pool_classes_by_scheme = _guarded_pool_classes()
         return manager
 
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        """requests' response, without parsing ``Set-Cookie``: no cookie is ever kept."""
+        response = requests.Response()
+        response.status_code = getattr(resp, "status", None)  # type: ignore[assignment]
+        response.headers = CaseInsensitiveDict(getattr(resp, "headers", {}))
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url.decode() if isinstance(req.url, bytes) else cast(str, req.url)
+        response.request = req
+        response.connection = self
+        return response
+
 
 class Transport:
     """Sends POSTs; one per worker process, shared by its greenlets or threads.
@@ -340,8 +353,12 @@ class Transport:
         parts = ssrf.check_url(url, self.policy)
         if self._proxies:
             self._check_before_proxy(parts)
-        request = requests.Request("POST", url, headers=dict(headers), data=body)
-        prepared = self._session.prepare_request(request)
+        # Prepared directly: the session's merging (cookies, auth, hooks, settings) has
+        # nothing to add, as no cookie is ever kept and the environment is not read.
+        merged = CaseInsensitiveDict(self._session.headers)
+        merged.update(headers)
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method="POST", url=url, headers=merged, data=body)
         # The adapter, not the session: Session.send reads a redirect's whole body (to
         # prepare the redirect it is told not to follow) before returning.
         return self._adapter.send(

@@ -18,12 +18,19 @@ from typing import Any, TypeVar, cast
 
 from celery import signals
 
-from webhooks.broker import SWEEP_TASK, celery_app
+from webhooks import metrics
+from webhooks.broker import RETRIES_QUEUE, SWEEP_TASK, celery_app
+from webhooks.config import get_settings
+from webhooks.logs import configure_logging
+from webhooks.retention import PURGE_TASK
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 SWEEP_INTERVAL = 5.0
 """Seconds between sweeps (:mod:`webhooks.sweeper`): the lateness of long retries at most."""
+
+PURGE_INTERVAL = 3600.0
+"""Seconds between retention purges (:mod:`webhooks.retention`)."""
 
 app = celery_app()
 app.conf.update(
@@ -34,8 +41,10 @@ app.conf.update(
     # Each worker reserves little beyond what it runs, so a busy worker does not sit on
     # messages an idle one could take.
     worker_prefetch_multiplier=1,
-    # Task events, for Flower.
-    task_send_sent_event=True,
+    # Task events, for Flower (received, started, succeeded, failed...). Not the "sent"
+    # event: it doubled the Redis writes of every publish, and only in the processes that
+    # imported this module (a producer or the API never did), so Flower never had it for
+    # first attempts anyway.
     worker_send_task_events=True,
     beat_schedule={
         "sweep": {
@@ -43,7 +52,13 @@ app.conf.update(
             "schedule": SWEEP_INTERVAL,
             # A sweep not run by the time the next is sent is not worth running.
             "options": {"expires": SWEEP_INTERVAL},
-        }
+        },
+        # History retention (webhooks.retention): hourly, in small batches.
+        "purge": {
+            "task": PURGE_TASK,
+            "schedule": PURGE_INTERVAL,
+            "options": {"queue": RETRIES_QUEUE, "expires": PURGE_INTERVAL},
+        },
     },
 )
 
@@ -66,6 +81,32 @@ def _green_psycopg(**_: Any) -> None:
 
 
 signals.worker_init.connect(_green_psycopg)
+
+
+def _logging(loglevel: int | str | None = None, **_: Any) -> None:
+    """Worker and beat log through :mod:`webhooks.logs` (text or JSON), not Celery's format.
+
+    Connecting to ``setup_logging`` tells Celery to leave logging alone; ``--loglevel`` still
+    applies.
+    """
+    configure_logging(get_settings(), loglevel or "INFO")
+
+
+signals.setup_logging.connect(_logging)
+
+
+def _metrics_exporter(**_: Any) -> None:
+    """Serve this host's worker metrics on ``WEBHOOKS_METRICS_PORT``, when it is set.
+
+    In the worker's main process, once: a gevent or threads pool counts there, and a prefork
+    pool's children write to ``PROMETHEUS_MULTIPROC_DIR``, which the exporter sums.
+    """
+    port = get_settings().metrics_port
+    if port is not None:
+        metrics.start_exporter(port)
+
+
+signals.worker_init.connect(_metrics_exporter)
 
 
 def task(name: str) -> Callable[[F], F]:

@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
-from webhooks import broker, dead_letter, delivery, sweeper
-from webhooks.transport import default_transport
+from webhooks import broker, dead_letter, delivery, metrics, redelivery, retention, sweeper
+from webhooks.transport import Outcome, Transport, default_transport
 from workers.app import task
+
+
+class _Metered:
+    """The process's transport, remembering the outcome of the one attempt it carries.
+
+    One per task run: the engine returns what happens next, not the attempt's outcome, so the
+    outcome is taken on its way through, and the counts stay out of the engine.
+    """
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.outcome: Outcome | None = None
+
+    def post(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> Outcome:
+        self.outcome = self.inner.post(url, headers, body, timeout)
+        return self.outcome
+
+
+def _count(outcome: Outcome | None, step: delivery.NextStep) -> None:
+    if outcome is None:
+        return  # no attempt: a duplicate message, a parked or deferred delivery
+    if outcome.ok:
+        result = "succeeded"
+    elif step.action is delivery.Next.DEAD_LETTER:
+        result = "failed"
+    else:
+        result = "retrying"
+    metrics.attempt_made(outcome, result)
 
 
 @task(broker.DELIVER_TASK)
 def deliver(delivery_id: str) -> None:
     """Make one attempt of a delivery and schedule what follows it."""
-    step = delivery.process(delivery_id, default_transport())
+    transport = _Metered(default_transport())
+    step = delivery.process(delivery_id, cast(Transport, transport))
+    _count(transport.outcome, step)
     if step.delivery is None:
         return
     if step.rides_countdown:
@@ -31,3 +62,15 @@ def dead_letter_task(delivery_id: str) -> dict[str, Any] | None:
 def sweep() -> int:
     """Publish what is due and missing from the broker."""
     return sweeper.sweep()
+
+
+@task(redelivery.RECOVER_TASK)
+def recover(endpoint_id: str, since: str, until: str) -> int:
+    """Redeliver an endpoint's failed deliveries of a window, in batches."""
+    return redelivery.recover_batches(redelivery.Recovery.from_args(endpoint_id, since, until))
+
+
+@task(retention.PURGE_TASK)
+def purge() -> int:
+    """Delete the history older than the retention, in small batches."""
+    return retention.purge().total
