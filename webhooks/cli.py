@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import click
+from sqlalchemy import select
 
 from webhooks import cli_history, devstack, migrate
 from webhooks.clock import rfc3339
@@ -14,8 +15,9 @@ from webhooks.db import session_scope
 from webhooks.errors import WebhooksError
 from webhooks.ingest import enqueue_event
 from webhooks.logs import configure_logging
+from webhooks.models import Tenant
 from webhooks.tenants import create_tenant, get_tenant
-from webhooks.tokens import create_token
+from webhooks.tokens import create_token, revoke_by_id
 
 
 class _Group(click.Group):
@@ -58,14 +60,25 @@ def tenants() -> None:
 def tenants_create(uid: str, name: str) -> None:
     """Create a tenant and print it as JSON."""
     with session_scope() as session:
-        tenant = create_tenant(session, uid, name)
-        body = {
-            "id": tenant.id,
-            "uid": tenant.uid,
-            "name": tenant.name,
-            "created_at": rfc3339(tenant.created_at),
-        }
+        body = _tenant_json(create_tenant(session, uid, name))
     click.echo(json.dumps(body))
+
+
+@tenants.command("list")
+def tenants_list() -> None:
+    """Print every tenant as JSON, one per line, oldest first."""
+    with session_scope() as session:
+        for tenant in session.scalars(select(Tenant).order_by(Tenant.id)):
+            click.echo(json.dumps(_tenant_json(tenant)))
+
+
+def _tenant_json(tenant: Tenant) -> dict[str, str]:
+    return {
+        "id": tenant.id,
+        "uid": tenant.uid,
+        "name": tenant.name,
+        "created_at": rfc3339(tenant.created_at),
+    }
 
 
 @main.group()
@@ -89,6 +102,15 @@ def tokens_create(admin: bool, tenant_ref: str | None, scopes: str) -> None:
         token, plaintext = create_token(session, tenant=tenant, scopes=wanted)
         click.echo(f"token {token.id} created; it is shown only once:", err=True)
     click.echo(plaintext)
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token by its id (``tok_...``), admin tokens included."""
+    with session_scope() as session:
+        token = revoke_by_id(session, token_id)
+    click.echo(f"token {token.id} revoked")
 
 
 @main.command("send")

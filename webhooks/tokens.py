@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webhooks.clock import now
-from webhooks.errors import InvalidInput
+from webhooks.errors import InvalidInput, NotFound
 from webhooks.models import ApiToken, Tenant
 
 SCOPES = ("endpoints:read", "endpoints:write", "events:read", "events:write")
@@ -58,6 +58,16 @@ def authenticate(session: Session, plaintext: str) -> ApiToken | None:
     if token is None or token.revoked_at is not None:
         return None
     return token if hmac.compare_digest(token.token_hash, digest) else None
+
+
+def revoke_by_id(session: Session, token_id: str) -> ApiToken:
+    """Revoke the token ``token_id`` (admin tokens too: only the CLI can revoke those)."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"no token {token_id!r}")
+    if token.revoked_at is None:
+        revoke(token)
+    return token
 
 
 def revoke(token: ApiToken) -> None:

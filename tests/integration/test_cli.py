@@ -58,3 +58,23 @@ def test_token_errors(clean_db: None) -> None:
     runner.invoke(main, ["tenants", "create", "acme"])
     bad = runner.invoke(main, ["tokens", "create", "--tenant", "acme", "--scopes", "root"])
     assert bad.exit_code == 1 and "unknown scopes root" in bad.stderr
+
+
+def test_tenants_list_and_token_revoke(clean_db: None) -> None:
+    runner = CliRunner()
+    runner.invoke(main, ["tenants", "create", "acme"])
+    runner.invoke(main, ["tenants", "create", "beta"])
+    listed = runner.invoke(main, ["tenants", "list"])
+    assert [json.loads(line)["uid"] for line in listed.stdout.splitlines()] == ["acme", "beta"]
+
+    plaintext = runner.invoke(main, ["tokens", "create", "--admin"]).stdout.strip().splitlines()[-1]
+    with new_session() as session:
+        token = authenticate(session, plaintext)
+        assert token is not None
+        token_id = token.id
+    revoked = runner.invoke(main, ["tokens", "revoke", token_id])
+    assert revoked.exit_code == 0 and token_id in revoked.stdout
+    with new_session() as session:
+        assert authenticate(session, plaintext) is None
+    unknown = runner.invoke(main, ["tokens", "revoke", "tok_nope"])
+    assert unknown.exit_code == 1 and "no token 'tok_nope'" in unknown.stderr
