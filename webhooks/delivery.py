@@ -583,4 +583,15 @@ def _log_attempt(job: Job, outcome: Outcome, step: NextStep) -> None:
         outcome.error,
         outcome.duration_ms,
         then,
+        extra={
+            "event_id": job.body["id"],
+            "delivery_id": job.delivery.id,
+            "endpoint_id": job.delivery.endpoint_id,
+            "event_type": job.delivery.event_type,
+            "attempt": job.number,
+            "status": outcome.status,
+            "error": outcome.error,
+            "duration_ms": outcome.duration_ms,
+            "next": step.action.value,
+        },
     )

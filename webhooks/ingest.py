@@ -32,12 +32,13 @@ from typing import Any, cast
 
 from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
 from jsonschema.validators import validator_for  # type: ignore[import-untyped]
+from referencing.exceptions import Unresolvable
 from sqlalchemy import ColumnElement, Connection, Insert, Table, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from webhooks import broker, clock
+from webhooks import broker, clock, metrics
 from webhooks.broker import DeliveryRef, publish_after_commit
 from webhooks.config import get_settings
 from webhooks.db import (
@@ -300,6 +301,7 @@ def _store_alone(request: _Request) -> str:
     if not written.created:
         # A repeated key, or a retry after a first try that committed (no key: same id).
         return written.first_event_id or event_id
+    metrics.event_ingested(len(written.matched))
     broker.publish(_refs(request.event_type, written.matched))
     return event_id
 
@@ -316,6 +318,7 @@ def _store(session: Session, request: _Request) -> IngestResult:
             return IngestResult(first, False, _delivery_count(session, first.id))
         event = _event(event_id, written.tenant_id, request, now)
         publish_after_commit(session, _refs(event.type, written.matched))
+        metrics.event_ingested(len(written.matched))
         return IngestResult(event, True, len(written.matched))
     targets = _lookup(session, request)
     _check_schema(targets.schema, request.event_type, request.data)
@@ -329,6 +332,7 @@ def _store(session: Session, request: _Request) -> IngestResult:
         first = _existing(session, targets.tenant_id, request.idempotency_key)
         return IngestResult(first, False, _delivery_count(session, first.id))
     publish_after_commit(session, _refs(event.type, matched))
+    metrics.event_ingested(len(matched))
     return IngestResult(event, True, len(matched))
 
 
@@ -433,7 +437,15 @@ def _check_schema(schema: dict[str, Any] | None, event_type: str, data: Any) -> 
     """Match ``data`` against the type's JSON Schema from the tenant's catalogue, if any."""
     if schema is None:
         return
-    error = best_match(validator_for(schema)(schema).iter_errors(data))
+    try:
+        error = best_match(validator_for(schema)(schema).iter_errors(data))
+    except (RecursionError, Unresolvable):
+        # A schema can be valid and still unusable (``{"$ref": "#"}`` recurses forever).
+        raise InvalidInput(
+            f"the schema of {event_type} cannot be applied (a $ref that loops or does not "
+            "resolve); fix the event type's schema",
+            field="data",
+        ) from None
     if error is not None:
         field = ".".join(["data", *(str(part) for part in error.absolute_path)])
         raise InvalidInput(

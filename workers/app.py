@@ -109,6 +109,6 @@ def _metrics_exporter(**_: Any) -> None:
 signals.worker_init.connect(_metrics_exporter)
 
 
-def task(name: str) -> Callable[[F], F]:
-    """``app.task`` with the name given, typed (Celery has no type hints)."""
-    return cast(Callable[[F], F], app.task(name=name))
+def task(name: str, **options: Any) -> Callable[[F], F]:
+    """``app.task`` with the name and options given, typed (Celery has no type hints)."""
+    return cast(Callable[[F], F], app.task(name=name, **options))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
+from sqlalchemy.exc import OperationalError
+
 from webhooks import broker, dead_letter, delivery, metrics, redelivery, retention, sweeper
+from webhooks.errors import DatabaseUnavailable
 from webhooks.transport import Outcome, Transport, default_transport
 from workers.app import task
 
@@ -38,7 +41,14 @@ def _count(outcome: Outcome | None, step: delivery.NextStep) -> None:
     metrics.attempt_made(outcome, result)
 
 
-@task(broker.DELIVER_TASK)
+@task(
+    broker.DELIVER_TASK,
+    # The database is down: try again in seconds rather than wait for the sweeper's window.
+    autoretry_for=(OperationalError, DatabaseUnavailable),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=None,
+)
 def deliver(delivery_id: str) -> None:
     """Make one attempt of a delivery and schedule what follows it."""
     transport = _Metered(default_transport())

@@ -258,6 +258,17 @@ def test_schema_error_names_the_path(
     assert enqueue_event("booking.other", {"anything": True}, tenant="acme")
 
 
+def test_a_schema_that_loops_is_a_clear_error_not_a_crash(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    create_event_type(session, tenant.id, "loop.forever", schema={"$ref": "#"})
+    session.commit()
+    with pytest.raises(InvalidInput, match="cannot be applied") as raised:
+        enqueue_event("loop.forever", {"a": 1}, tenant="acme")
+    assert raised.value.field == "data"
+    assert published == []
+
+
 def test_bad_names_keys_timestamps_and_tenants(
     tenant: Tenant, published: list[DeliveryRef]
 ) -> None:
