@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography.fernet import Fernet
+from pytest_httpserver import HTTPServer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -67,6 +68,16 @@ def clean_db() -> Iterator[None]:
 
     with get_engine().begin() as connection:
         connection.execute(text(f"TRUNCATE {_TABLES} CASCADE"))
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[HTTPServer]:
+    """A real HTTP receiver on 127.0.0.1, shared by a module's tests (each adds its paths)."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +22,7 @@ from werkzeug import Request, Response
 
 from tests.e2e import dead_letters
 from tests.e2e.broker import environment, exclusive_redis_db, flush, queued
+from tests.processes import Worker
 from tests.services import wait_until
 from webhooks import broker, enqueue_event
 from webhooks.db import new_session
@@ -36,38 +34,6 @@ from webhooks.tenants import create_tenant
 pytestmark = pytest.mark.e2e
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Worker:
-    """``celery -A workers worker -P gevent`` in its own process group, output to a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self.output = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "-P", "gevent",
-             "-c", "20", "--without-mingle", "--without-gossip", "--without-heartbeat",
-             "-Q", "deliveries,retries,dead_letter", "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        wait_until(self.ready, 60, "the Celery worker to start")
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"the worker exited:\n{self.log.read_text()[-3000:]}")
-        return " ready." in self.log.read_text()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.output.close()
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +63,6 @@ def worker(
     started = Worker(env, tmp_path_factory.mktemp("worker") / "worker.log")
     yield started
     started.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
 
 
 class Received:

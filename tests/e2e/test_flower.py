@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.e2e.broker import environment, exclusive_redis_db
-from tests.e2e.test_delivery_e2e import ROOT, Worker
+from tests.processes import Process, Worker
 from tests.services import free_port, wait_until
 from webhooks import enqueue_event
 from webhooks.db import new_session
@@ -34,25 +32,22 @@ pytestmark = pytest.mark.e2e
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-class Flower:
+class Flower(Process):
     """``celery -A workers flower`` on a free port, its API open (as behind a private network)."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.output = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "flower",
-             f"--port={self.port}", "--address=127.0.0.1"],
-            cwd=ROOT, env={**env, "FLOWER_UNAUTHENTICATED_API": "1"},
-            stdout=self.output, stderr=subprocess.STDOUT, start_new_session=True,
+        port = free_port()
+        super().__init__(
+            [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}",
+             "--address=127.0.0.1"],
+            {**env, "FLOWER_UNAUTHENTICATED_API": "1"},
+            log,
         )  # fmt: skip
+        self.url = f"http://127.0.0.1:{port}"
         wait_until(self.ready, 60, "Flower to answer")
 
     def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"Flower exited:\n{self.log.read_text()[-3000:]}")
+        self.check_alive()
         try:
             return requests.get(f"{self.url}/healthcheck", timeout=1).text == "OK"
         except requests.ConnectionError:
@@ -63,16 +58,6 @@ class Flower:
         response.raise_for_status()
         tasks: dict[str, dict[str, Any]] = response.json()
         return tasks
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.output.close()
 
 
 @dataclass

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 from werkzeug import Response
 
 from tests.e2e.broker import environment
-from tests.e2e.test_delivery_e2e import SECRET, Received, Worker, attempts, wait_for_status
+from tests.e2e.test_delivery_e2e import SECRET, Received, attempts, wait_for_status
+from tests.processes import Worker
 from webhooks import enqueue_event, metrics, readiness
 from webhooks.broker import DEAD_LETTER_QUEUE, DELIVERIES_QUEUE, RETRIES_QUEUE
 from webhooks.db import new_session
@@ -93,15 +94,6 @@ def worker(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             yield started
         finally:
             started.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
 
 
 def endpoint(session: Session, tenant_id: str, url: str, **fields: object) -> str:

@@ -7,11 +7,8 @@ orchestrator does), writes to a log file the failure messages quote, and is star
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import socketserver
-import subprocess
 import sys
 import threading
 import time
@@ -24,11 +21,12 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.processes import Process, Worker
 from tests.services import free_port, wait_until
 from webhooks.db import new_session
 from webhooks.models import Attempt, Delivery, Endpoint, Tenant
 
-ROOT = Path(__file__).resolve().parents[2]
+LAUNCHER = "tests.faults.launch"
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -63,76 +61,18 @@ def report(name: str, figure: str) -> None:
     print(f"[faults] {name}: {figure}")
 
 
-class Process:
-    """A command in its own process group, output to a log file."""
-
-    def __init__(self, args: list[str], env: Mapping[str, str], log: Path) -> None:
-        self.log = log
-        #: Where a server process answers, when it is one.
-        self.url = ""
-        self._output = log.open("w")
-        self.process = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=dict(env),
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def check_alive(self) -> None:
-        if not self.alive():
-            raise RuntimeError(f"{self.log.name} exited:\n{self.tail()}")
-
-    def kill(self) -> None:
-        """``kill -9`` the whole process group, and reap it."""
-        if self.alive():
-            os.killpg(self.pid, signal.SIGKILL)
-        self.process.wait(10)
-        self._output.close()
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM the group (a warm shutdown), SIGKILL if it lingers."""
-        if self.alive():
-            os.killpg(self.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._output.close()
-
-
 def _launch(*celery_args: str) -> list[str]:
-    return [sys.executable, "-m", "tests.faults.launch", "-A", "workers", *celery_args]
+    return [sys.executable, "-m", LAUNCHER, "-A", "workers", *celery_args]
 
 
 def start_worker(env: Mapping[str, str], log: Path, concurrency: int = 20) -> Process:
     """``celery -A workers worker -P gevent`` on every queue, ready to consume."""
-    worker = Process(
-        _launch("worker", "-P", "gevent", "-c", str(concurrency), "--without-mingle",
-                "--without-gossip", "--without-heartbeat", "-Q", "deliveries,retries,dead_letter",
-                "--loglevel", "INFO"),
+    return Worker(
         {"WEBHOOKS_ENDPOINT_CONCURRENCY": str(ENDPOINT_CONCURRENCY), **env, **WINDOWS},
         log,
-    )  # fmt: skip
-
-    def ready() -> bool:
-        worker.check_alive()
-        return " ready." in worker.log.read_text(errors="replace")
-
-    wait_until(ready, 60, f"the Celery worker ({log.name}) to start")
-    return worker
+        concurrency=concurrency,
+        module=LAUNCHER,
+    )
 
 
 def start_beat(env: Mapping[str, str], directory: Path) -> Process:
@@ -143,11 +83,7 @@ def start_beat(env: Mapping[str, str], directory: Path) -> Process:
         directory / "beat.log",
     )
 
-    def started() -> bool:
-        beat.check_alive()
-        return "beat: Starting" in beat.log.read_text(errors="replace")
-
-    wait_until(started, 30, "celery beat to start")
+    beat.wait_for_output("beat: Starting", 30, "celery beat to start")
     return beat
 
 

@@ -8,9 +8,6 @@ one, which reaches receivers only through an egress proxy (see :class:`Workers`)
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,42 +20,9 @@ from sqlalchemy.orm import Session
 from api import create_app
 from tests.e2e import dead_letters
 from tests.e2e.broker import environment, exclusive_redis_db
+from tests.processes import Worker
 from tests.recipes.recipe import Caller, ForwardProxy
-from tests.services import wait_until
 from webhooks.tokens import create_token
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Worker:
-    """``celery -A workers worker -P gevent`` in its own process group, output to a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self.output = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "-P", "gevent",
-             "-c", "20", "--without-mingle", "--without-gossip", "--without-heartbeat",
-             "-Q", "deliveries,retries,dead_letter", "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def wait_ready(self) -> None:
-        wait_until(self.ready, 60, "the Celery worker to start")
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"the worker exited:\n{self.log.read_text()[-3000:]}")
-        return " ready." in self.log.read_text()
-
-    def stop(self) -> None:
-        """Killed: Celery's own shutdown takes seconds, and what the worker holds goes with
-        the test's broker database, which is flushed after the tests anyway."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.output.close()
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +44,7 @@ def start_worker(
         dead_letters.FILE_VARIABLE: str(dead_letter_file),
         **extra_env,
     }
-    return Worker(env, tmp_path_factory.mktemp("worker") / "worker.log")
+    return Worker(env, tmp_path_factory.mktemp("worker") / "worker.log", wait=False)
 
 
 @dataclass(frozen=True)
@@ -110,8 +74,10 @@ def workers(dead_letter_file: Path, tmp_path_factory: pytest.TempPathFactory) ->
             proxied.wait_ready()
             yield Workers(plain, plain_url, proxied, proxied_url, proxy)
         finally:
-            plain.stop()
-            proxied.stop()
+            # Killed: Celery's warm shutdown takes seconds, and what the workers hold goes
+            # with their broker databases, which are flushed after the tests anyway.
+            plain.kill()
+            proxied.kill()
             proxy.stop()
 
 
@@ -120,15 +86,6 @@ def worker(workers: Workers) -> Iterator[Worker]:
     """The module's worker; the test process publishes to its broker meanwhile."""
     with environment(WEBHOOKS_BROKER_URL=workers.plain_broker):
         yield workers.plain
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
 
 
 ALL_SCOPES = ["endpoints:read", "endpoints:write", "events:read", "events:write"]

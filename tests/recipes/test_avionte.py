@@ -15,7 +15,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tests.e2e.broker import environment
-from tests.recipes.conftest import Worker, Workers
+from tests.processes import Worker
+from tests.recipes.conftest import Workers
 from tests.recipes.recipe import (
     Caller,
     ForwardProxy,
