@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug import Response
 
+from tests.e2e import dead_letters
+from tests.e2e import test_delivery_e2e as on_redis
 from tests.e2e.broker import environment
 from tests.e2e.test_delivery_e2e import SECRET, Received, attempts, wait_for_status
 from tests.processes import Worker
@@ -86,14 +89,32 @@ def _purge(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def worker(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def worker(
+    amqp_url: str, dead_letter_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
     with environment(WEBHOOKS_BROKER_URL=amqp_url):
-        env = {**os.environ, "WEBHOOKS_BROKER_URL": amqp_url}
+        env = {
+            **os.environ,
+            "WEBHOOKS_BROKER_URL": amqp_url,
+            "WEBHOOKS_DEAD_LETTER_HANDLER": f"{dead_letters.__name__}:record",
+            dead_letters.FILE_VARIABLE: str(dead_letter_file),
+        }
         started = Worker(env, tmp_path_factory.mktemp("amqp-worker") / "worker.log")
         try:
             yield started
         finally:
             started.stop()
+
+
+# The broker-agnostic end-to-end tests of the Redis module, collected again here: with this
+# module's worker (and its environment), they run over AMQP.
+tenant = on_redis.tenant
+dead_letter_file = on_redis.dead_letter_file
+test_success_over_amqp = on_redis.test_success_signed_and_recorded
+test_retries_over_amqp = on_redis.test_retries_keep_the_webhook_id_on_a_custom_schedule
+test_dead_letter_over_amqp = on_redis.test_final_failure_goes_to_the_dead_letter_queue
+test_timeout_over_amqp = on_redis.test_timeout_is_classified
+test_redirect_over_amqp = on_redis.test_redirect_is_not_followed
 
 
 def endpoint(session: Session, tenant_id: str, url: str, **fields: object) -> str:
