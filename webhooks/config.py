@@ -37,6 +37,12 @@ class Settings:
     log_format: str = "text"
     endpoint_concurrency: int = 10
     disable_after_days: int = 5
+    #: How long a published delivery may stay unclaimed before the sweeper publishes it again
+    #: (the bound on how late a message the broker lost goes out). Below the 60 s countdowns
+    #: it publishes retries that are merely waiting; the claim makes those harmless.
+    republish_after_seconds: int = 180
+    #: Seconds between beat's sweeps: how late, at most, a long retry goes out.
+    sweep_interval_seconds: float = 5.0
     #: Egress proxy for deliveries (a static source address); from ``HTTPS_PROXY``.
     https_proxy: str | None = None
     #: Port where a worker serves its Prometheus metrics (``WEBHOOKS_METRICS_PORT``); None: off.
@@ -60,6 +66,16 @@ def _positive_int(value: str, name: str) -> int:
     if number < 1:
         raise ConfigurationError(f"{name} must be at least 1, got {number}")
     return number
+
+
+def _positive_seconds(value: str, name: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not seconds > 0:
+        raise ConfigurationError(f"{name} must be more than 0, got {value}")
+    return seconds
 
 
 def _networks(value: str, name: str) -> tuple[IPNetwork, ...]:
@@ -132,6 +148,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_port=_positive_int(env["WEBHOOKS_METRICS_PORT"], "WEBHOOKS_METRICS_PORT")
         if env.get("WEBHOOKS_METRICS_PORT")
         else None,
+        republish_after_seconds=_positive_int(
+            env.get("WEBHOOKS_REPUBLISH_AFTER_SECONDS", "180"), "WEBHOOKS_REPUBLISH_AFTER_SECONDS"
+        ),
+        sweep_interval_seconds=_positive_seconds(
+            env.get("WEBHOOKS_SWEEP_INTERVAL_SECONDS", "5"), "WEBHOOKS_SWEEP_INTERVAL_SECONDS"
+        ),
         var_dir=var_dir,
     )
 

@@ -13,9 +13,9 @@ stamps ``locked_until = now`` in the same transaction that makes the delivery du
 short retry, the sweep itself), and a claim pushes it ahead. Such a past stamp does not stop a
 claim, but it tells the sweeper a message may still be on its way, so a delivery is swept only
 when its lease is NULL (a long retry, released or parked deliveries: nothing was published)
-or ended more than :data:`REPUBLISH_AFTER` ago (the message was lost, or its worker died).
-A message merely waiting in a long queue is thus duplicated at most once per
-:data:`REPUBLISH_AFTER`, and a duplicate is harmless: the claim lets only one through.
+or ended more than ``WEBHOOKS_REPUBLISH_AFTER_SECONDS`` (180 s) ago: the message was lost,
+or its worker died. A message merely waiting in a long queue is thus duplicated at most once
+per window, and a duplicate is harmless: the claim lets only one through.
 """
 
 from __future__ import annotations
@@ -26,16 +26,10 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from webhooks import clock
-from webhooks.broker import MAX_COUNTDOWN, DeliveryRef, publish, publish_after_commit
+from webhooks.broker import DeliveryRef, publish, publish_after_commit
+from webhooks.config import get_settings
 from webhooks.db import session_scope
 from webhooks.models import OPEN_STATUSES, Delivery, Event
-
-REPUBLISH_AFTER = timedelta(seconds=3 * MAX_COUNTDOWN)
-"""How long a published delivery may stay unclaimed before it is published again.
-
-Longer than any countdown, so a short retry waiting in a worker's memory is not duplicated;
-long enough that a moderate backlog is not either.
-"""
 
 BATCH = 500
 """Deliveries published per transaction of the sweep."""
@@ -45,7 +39,7 @@ MAX_BATCHES = 20
 
 
 def due_for_publishing(
-    session: Session, *, now: datetime, limit: int, republish_after: timedelta = REPUBLISH_AFTER
+    session: Session, *, now: datetime, limit: int, republish_after: timedelta
 ) -> list[DeliveryRef]:
     """Stamp and return up to ``limit`` due deliveries that no pending message covers.
 
@@ -60,8 +54,15 @@ def due_for_publishing(
     )
 
 
-def sweep(*, now: datetime | None = None, republish_after: timedelta = REPUBLISH_AFTER) -> int:
-    """Publish what is due and not in the broker, in batches; returns how many were published."""
+def sweep(*, now: datetime | None = None, republish_after: timedelta | None = None) -> int:
+    """Publish what is due and not in the broker, in batches; returns how many were published.
+
+    ``republish_after`` defaults to ``WEBHOOKS_REPUBLISH_AFTER_SECONDS``: longer than any
+    countdown, so a short retry waiting in a worker's memory is not duplicated, and long
+    enough that a moderate backlog is not either.
+    """
+    if republish_after is None:
+        republish_after = timedelta(seconds=get_settings().republish_after_seconds)
     total = 0
     for _ in range(MAX_BATCHES):
         with session_scope() as session:

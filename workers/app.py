@@ -26,7 +26,7 @@ from webhooks.retention import PURGE_TASK
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SWEEP_INTERVAL = 5.0
+SWEEP_INTERVAL = get_settings().sweep_interval_seconds
 """Seconds between sweeps (:mod:`webhooks.sweeper`): the lateness of long retries at most."""
 
 PURGE_INTERVAL = 3600.0
