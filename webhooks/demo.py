@@ -96,10 +96,12 @@ def run_demo(base: str, token: str, timeout: float = 30) -> dict[str, Any]:
         deliveries = found.get("deliveries", [])
         if deliveries and deliveries[0]["status"] == "succeeded":
             receiver.shutdown()
+            delivery = deliveries[0]
+            history = f"/v1/tenants/{tenant}/deliveries/{delivery['id']}/attempts"
             return {
                 "endpoint": endpoint,
-                "event": found,
-                "delivery": deliveries[0],
+                "delivery": delivery,
+                "attempt": call(base, token, "GET", history)["data"][0],
                 "received": received.requests[-1],
             }
         time.sleep(0.2)
@@ -108,17 +110,19 @@ def run_demo(base: str, token: str, timeout: float = 30) -> dict[str, Any]:
 
 
 def describe(result: dict[str, Any]) -> str:
-    """The demo's outcome for a person: what was sent, what arrived, and the delivery."""
-    headers, body = result["received"]
-    shown = {name: value for name, value in headers.items() if name.lower().startswith("webhook-")}
-    delivery = result["delivery"]
-    return "\n".join(
-        [
-            "",
-            "demo: the receiver at " + result["endpoint"]["url"] + " got a signed delivery",
-            *(f"  {name}: {value}" for name, value in shown.items()),
-            "  body: " + body.decode(),
-            f"  delivery {delivery['id']}: {delivery['status']}, attempts: {delivery['attempts']}",
-            "",
-        ]
-    )
+    """The demo's outcome for a person: the delivery's attempt, as the history API shows it."""
+    _, body = result["received"]
+    delivery, attempt = result["delivery"], result["attempt"]
+    response = attempt["response"] or {}
+    lines = [
+        "",
+        f"demo: delivery {delivery['id']} {delivery['status']}; its attempt from the history",
+        f"  (GET /v1/tenants/.../deliveries/{delivery['id']}/attempts):",
+        f"  attempt {attempt['attempt']} at {attempt['started_at']}, {attempt['duration_ms']} ms,"
+        f" response {response.get('status')}, error {attempt['error']}",
+        f"  POST {attempt['request']['url']}",
+        *(f"  {name}: {value}" for name, value in attempt["request"]["headers"].items()),
+        "  body: " + body.decode(),
+        "",
+    ]
+    return "\n".join(lines)
