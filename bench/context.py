@@ -1,0 +1,194 @@
+"""The state of one run: options, the provisioned world, the receiver, what was measured.
+
+Scenarios get a :class:`Bench` and use its helpers: :meth:`Bench.phase` to time a stretch of
+work together with everybody's CPU, :meth:`Bench.workers` to run Celery workers for the
+length of a scenario (their process groups are killed when it ends, whatever happens), and
+:attr:`Bench.memo` to pass figures on (the latency scenario offers half the rate the
+throughput scenario measured).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import text
+
+from bench import meta, procstat
+from bench.pools import Worker, control_app, start_workers
+from bench.provision import Environment
+from bench.receiver import Receiver
+from bench.stats import Figure, Phase
+
+POOLS = ("gevent", "prefork")
+
+
+class CpuSource(Protocol):
+    """Whatever does the measured work: a worker's process group, producer processes."""
+
+    def cpu(self) -> procstat.CpuSnapshot: ...
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Plain processes (e.g. the enqueue scenario's producers) as a :class:`CpuSource`."""
+
+    pids: tuple[int, ...]
+
+    def cpu(self) -> procstat.CpuSnapshot:
+        return procstat.CpuSnapshot.of(self.pids)
+
+
+@dataclass
+class Options:
+    """Sizes and knobs; ``--quick`` shrinks every size so that ``all`` takes a few minutes."""
+
+    size: int = 20_000
+    quick: bool = False
+    pools: tuple[str, ...] = POOLS
+    gevent_concurrency: int = 50
+    prefork_concurrency: int = 2
+    rounds: int = 1
+    endpoints: int = 50
+    loglevel: str = "WARNING"
+    rate: float | None = None
+    latency_seconds: float = 30.0
+    hol_events: int = 2_000
+    hol_timeout: int = 5
+    rss_deliveries: int = 100_000
+    enqueue_ops: int = 1_000
+
+    @classmethod
+    def build(cls, *, quick: bool, size: int | None, **overrides: Any) -> Options:
+        options = cls(quick=quick)
+        if quick:
+            options.size = 200
+            options.latency_seconds = 3.0
+            options.hol_events = 60
+            options.hol_timeout = 1
+            options.rss_deliveries = 300
+            options.enqueue_ops = 30
+        if size is not None:
+            options.size = size
+            options.rss_deliveries = 5 * size
+            options.hol_events = max(50, size // 10)
+            options.enqueue_ops = max(20, size // 20)
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(options, key, value)
+        return options
+
+    def concurrency(self, pool: str) -> int:
+        return self.gevent_concurrency if pool == "gevent" else self.prefork_concurrency
+
+
+@dataclass
+class Bench:
+    options: Options
+    env: Environment
+    receiver: Receiver
+    log_dir: str
+    figures: list[Figure] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list)
+    memo: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, Any] = field(default_factory=dict)
+    _active_workers: list[Worker] = field(default_factory=list)
+
+    def add(self, figure: Figure) -> Figure:
+        self.figures.append(figure)
+        return figure
+
+    # -- the database and broker between phases ---------------------------------------
+
+    def truncate_history(self) -> None:
+        """Empty events, deliveries and attempts: each phase starts on small tables."""
+        from webhooks.db import get_engine
+
+        with get_engine().begin() as connection:
+            connection.execute(text("TRUNCATE attempts, deliveries, events CASCADE"))
+
+    def scalar(self, sql: str) -> Any:
+        from webhooks.db import get_engine
+
+        with get_engine().connect() as connection:
+            return connection.execute(text(sql)).scalar()
+
+    # -- workers ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def workers(self, *specs: tuple[str, str, str]) -> Iterator[list[Worker]]:
+        """Run ``(app, pool, name)`` workers for the block; kill their groups after it."""
+        control = control_app(self.env.redis_url)
+        started = [
+            Worker(
+                app=app,
+                pool=pool,
+                concurrency=self.options.concurrency(pool),
+                name=name,
+                control=control,
+                loglevel=self.options.loglevel,
+            )
+            for app, pool, name in specs
+        ]
+        self._active_workers.extend(started)
+        try:
+            start_workers(started, self.log_dir)
+            yield started
+        finally:
+            for worker in started:
+                worker.kill()
+                self._active_workers.remove(worker)
+            control.close()
+            self.env.flush_redis()
+
+    def kill_all_workers(self) -> None:
+        for worker in list(self._active_workers):
+            worker.kill()
+
+    # -- timing with CPU accounting -----------------------------------------------------
+
+    def _cpu(self, workers: Sequence[CpuSource]) -> dict[str, Any]:
+        redis_client = self.env.redis()
+        try:
+            info = redis_client.info("cpu")
+        finally:
+            redis_client.close()
+        return {
+            "worker": [worker.cpu() for worker in workers],
+            "receiver": self.receiver.stats().cpu_seconds,
+            "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+            "postgres": procstat.CpuSnapshot.of(procstat.pids_named("postgres")),
+            "harness": procstat.own_cpu(),
+            "machine": meta.machine_busy_seconds(),
+        }
+
+    @contextlib.contextmanager
+    def phase(self, scenario: str, name: str, workers: Sequence[CpuSource] = ()) -> Iterator[Phase]:
+        """Time the block; the caller sets ``ops``. Records the CPU of every party.
+
+        ``workers`` are what does the measured work; their CPU per op is the table's
+        "worker CPU ms/op" column.
+        """
+        record = Phase(scenario, name)
+        window_start = time.monotonic()
+        before = self._cpu(workers)
+        started = time.monotonic()
+        yield record
+        if not record.seconds:
+            record.seconds = time.monotonic() - started
+        after = self._cpu(workers)
+        record.cpu_window = time.monotonic() - window_start
+        record.cpu = {
+            "worker": sum(
+                a.since(b) for a, b in zip(after["worker"], before["worker"], strict=True)
+            ),
+            "receiver": after["receiver"] - before["receiver"],
+            "redis": after["redis"] - before["redis"],
+            "postgres": after["postgres"].since(before["postgres"]),
+            "harness": after["harness"] - before["harness"],
+            "machine": after["machine"] - before["machine"],
+        }
+        self.phases.append(record)

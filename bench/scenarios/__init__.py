@@ -1,0 +1,41 @@
+"""The scenarios, in the order ``all`` runs them.
+
+Each is a module with ``run(bench)`` that adds figures to the :class:`~bench.context.Bench`.
+Order matters: ``throughput`` measures the maximum rates that ``latency`` and ``hol`` offer
+half of (they probe for it themselves when run alone).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from bench.context import Bench
+
+#: name → (module, what it measures)
+SCENARIOS: dict[str, tuple[str, str]] = {
+    "throughput": (
+        "bench.scenarios.throughput",
+        "end-to-end deliveries/s, gevent and prefork, vs no-op task, naive task, plain loop",
+    ),
+    "latency": (
+        "bench.scenarios.latency",
+        "enqueue → receipt p50/p95/p99 at half the measured maximum rate",
+    ),
+    "hol": (
+        "bench.scenarios.hol",
+        "head-of-line: healthy endpoints' p99 while 5 of 50 endpoints hang",
+    ),
+    "enqueue": (
+        "bench.scenarios.enqueue",
+        "enqueue_event p50/p99 and events/s, 1 and 4 producers, 1 and 3 endpoints",
+    ),
+    "rss": ("bench.scenarios.rss", "worker RSS growth over a long run"),
+    "history": ("bench.scenarios.history", "history pages p95 on 1M attempts; purge vs inserts"),
+}
+
+
+def runner(name: str) -> Callable[[Bench], None]:
+    module = importlib.import_module(SCENARIOS[name][0])
+    run: Callable[[Bench], None] = module.run
+    return run
