@@ -110,11 +110,20 @@ def naive_delivery(
     timeout: float = 10.0,
 ) -> None:
     """What a quick in-house delivery task does, start to finish."""
+    job = (event_id, url, body_text, tenant_id, endpoint_id)
+    _sign_post_record(requests, database(database_url), job, timeout)
+
+
+def _sign_post_record(
+    poster: Any, engine: Engine, job: tuple[str, str, str, str, str], timeout: float
+) -> None:
+    """Sign the body, POST it and insert the attempt row: the work both baselines do."""
+    event_id, url, body_text, tenant_id, endpoint_id = job
     body = body_text.encode()
     headers = signed_headers(event_id, body)
     started_at = datetime.now(UTC)
     started = time.monotonic()
-    response, error = _post(requests, url, body, headers, timeout)
+    response, error = _post(poster, url, body, headers, timeout)
     duration_ms = round((time.monotonic() - started) * 1000)
     row = attempt_row(
         tenant_id=tenant_id,
@@ -127,7 +136,7 @@ def naive_delivery(
         response=response,
         error=error,
     )
-    insert_attempt(database(database_url), row)
+    insert_attempt(engine, row)
 
 
 def keepalive_session() -> requests.Session:
@@ -147,26 +156,7 @@ def plain_loop(
     session = keepalive_session()
     engine = database(database_url)
     try:
-        for event_id, url, body_text, tenant_id, endpoint_id in jobs:
-            body = body_text.encode()
-            headers = signed_headers(event_id, body)
-            started_at = datetime.now(UTC)
-            started = time.monotonic()
-            response, error = _post(session, url, body, headers, 10.0)
-            duration_ms = round((time.monotonic() - started) * 1000)
-            insert_attempt(
-                engine,
-                attempt_row(
-                    tenant_id=tenant_id,
-                    endpoint_id=endpoint_id,
-                    url=url,
-                    headers=headers,
-                    body=body,
-                    started_at=started_at,
-                    duration_ms=duration_ms,
-                    response=response,
-                    error=error,
-                ),
-            )
+        for job in jobs:
+            _sign_post_record(session, engine, job, 10.0)
     finally:
         session.close()

@@ -6,7 +6,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.integration.conftest import Caller, fields_of, problem
+from tests.api_client import Caller, fields_of, problem
 from webhooks.models import ApiToken, Tenant
 from webhooks.tokens import revoke
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
-from tests.integration.conftest import Caller, fields_of, problem
+from tests.api_client import Caller, fields_of, problem
 from webhooks.models import Attempt, Endpoint, Tenant
 
 ENDPOINTS = "/v1/tenants/acme/endpoints"

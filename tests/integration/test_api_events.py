@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from tests.integration.conftest import Caller, fields_of, problem
+from tests.api_client import Caller, fields_of, problem
 from webhooks.models import Endpoint, Tenant
 
 EVENTS = "/v1/tenants/acme/events"

@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.integration.conftest import Caller, fields_of, problem
+from tests.api_client import Caller, fields_of, problem
 from tests.integration.history_fixtures import make_attempt, make_delivery, make_endpoint
 from webhooks import broker, clock, redelivery
 from webhooks.broker import DeliveryRef

@@ -11,7 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.integration.conftest import Caller, fields_of, problem
+from tests.api_client import Caller, fields_of, problem
 from webhooks.models import Tenant
 
 ENDPOINTS = "/v1/tenants/acme/endpoints"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Caller, fields_of, problem
+from tests.api_client import Caller, fields_of, problem
 from webhooks.models import Tenant
 
 

@@ -12,7 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy.orm import Session
 
-from tests.integration.conftest import Caller
+from tests.api_client import Caller
 from tests.integration.history_fixtures import make_delivery, make_endpoint
 from webhooks import broker, clock
 from webhooks.broker import DeliveryRef

@@ -7,7 +7,7 @@ import time
 from flask.testing import FlaskClient
 
 from tests.e2e.broker import environment
-from tests.integration.conftest import problem
+from tests.api_client import problem
 from tests.services import free_port
 
 

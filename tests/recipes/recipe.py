@@ -32,9 +32,9 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
-from werkzeug.test import TestResponse
 
 from api.schemas import AttemptSchema
+from tests.api_client import Caller
 from tests.services import wait_until
 from webhooks.db import new_session
 from webhooks.models import Attempt
@@ -81,27 +81,6 @@ class Received:
         wait_until(lambda: self.count() >= count, timeout, f"{count} request(s) at {self.path}")
         with self._lock:
             return list(self.requests)
-
-
-class Caller:
-    """The Flask test client with one token's ``Authorization`` header on every request."""
-
-    def __init__(self, client: FlaskClient, token: str) -> None:
-        self.client = client
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def request(self, method: str, path: str, **kwargs: Any) -> TestResponse:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        return self.client.open(path, method=method, headers=headers, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("POST", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> TestResponse:
-        return self.request("PATCH", path, **kwargs)
 
 
 @dataclass(frozen=True)
