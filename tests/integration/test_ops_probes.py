@@ -6,8 +6,8 @@ import time
 
 from flask.testing import FlaskClient
 
-from tests.e2e.broker import environment
 from tests.api_client import problem
+from tests.e2e.broker import environment
 from tests.services import free_port
 
 
