@@ -38,7 +38,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Connection, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from webhooks import clock, crypto, history, retry
+from webhooks import clock, crypto, history, retry, signing
 from webhooks.broker import MAX_COUNTDOWN, DeliveryRef
 from webhooks.config import get_settings
 from webhooks.db import autocommit_engine, get_engine, retry_on_disconnect, session_scope
@@ -200,11 +200,9 @@ class EndpointConfig:
 
     def signing_secrets(self, at: datetime) -> list[str]:
         """The secrets to sign with at ``at``, newest first (two during a rotation)."""
-        secrets = [self.secret]
-        expires = self.previous_secret_expires_at
-        if self.previous_secret and expires is not None and expires > at:
-            secrets.append(self.previous_secret)
-        return secrets
+        return signing.active_secrets(
+            self.secret, self.previous_secret, self.previous_secret_expires_at, at
+        )
 
 
 SECRET_CACHE_SECONDS = 300.0

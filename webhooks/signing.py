@@ -23,6 +23,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
+from datetime import datetime
 from secrets import token_bytes
 
 #: The prefix that marks a secret whose key is the base64 text after it.
@@ -104,3 +105,13 @@ def signature_headers(
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(message_id, timestamp, body, secrets),
     }
+
+
+def active_secrets(
+    current: str, previous: str | None, previous_expires_at: datetime | None, at: datetime
+) -> list[str]:
+    """The secrets that sign at ``at``, newest first: the current one, and during a rotation
+    the previous one until it expires (so receivers can switch keys without losing events)."""
+    if previous and previous_expires_at is not None and previous_expires_at > at:
+        return [current, previous]
+    return [current]

@@ -119,3 +119,15 @@ def test_signature_covers_id_timestamp_and_body() -> None:
 def test_no_secret_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one secret"):
         sign("evt_1", 0, BODY, [])
+
+
+def test_active_secrets_keep_the_previous_one_until_it_expires() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from webhooks.signing import active_secrets
+
+    at = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    assert active_secrets("new", "old", at + timedelta(seconds=1), at) == ["new", "old"]
+    assert active_secrets("new", "old", at, at) == ["new"]
+    assert active_secrets("new", None, at + timedelta(hours=1), at) == ["new"]
+    assert active_secrets("new", "old", None, at) == ["new"]

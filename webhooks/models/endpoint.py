@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from webhooks import signing
 from webhooks.clock import now
 from webhooks.ids import new_id
 from webhooks.models.base import Base, EncryptedText
@@ -44,8 +45,6 @@ class Endpoint(Base):
 
     def signing_secrets(self, at: datetime) -> list[str]:
         """The secrets to sign with at ``at``, newest first (two during a rotation)."""
-        secrets = [self.secret]
-        expires = self.previous_secret_expires_at
-        if self.previous_secret and expires is not None and expires > at:
-            secrets.append(self.previous_secret)
-        return secrets
+        return signing.active_secrets(
+            self.secret, self.previous_secret, self.previous_secret_expires_at, at
+        )
