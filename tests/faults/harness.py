@@ -51,6 +51,10 @@ WINDOWS = {
     "WEBHOOKS_SWEEP_INTERVAL_SECONDS": str(SWEEP_INTERVAL_SECONDS),
 }
 
+SLOW = 0.2
+"""Seconds the receiver takes to answer: with 20 greenlets a burst lasts a few seconds at
+least, however fast the machine, so the fault always strikes mid-burst."""
+
 #: Figures measured by the fault tests, printed at the end of the run (see conftest.py).
 FIGURES: dict[str, str] = {}
 

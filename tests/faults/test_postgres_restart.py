@@ -15,6 +15,7 @@ import requests
 
 from tests.e2e.broker import environment
 from tests.faults.harness import (
+    SLOW,
     Burst,
     Process,
     Receiver,
@@ -36,10 +37,6 @@ from webhooks.tenants import create_tenant
 from webhooks.tokens import create_token
 
 pytestmark = pytest.mark.e2e
-
-SLOW = 0.2
-"""Seconds the receiver takes to answer: with 20 greenlets a burst lasts a few seconds at
-least, however fast the machine, so the fault always strikes mid-burst."""
 
 BEFORE = 100
 AFTER = 50

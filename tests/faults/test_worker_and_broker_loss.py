@@ -7,6 +7,7 @@ publishes again whatever the broker lost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from tests.e2e.broker import flush
 from tests.faults.harness import (
     REPUBLISH_AFTER_SECONDS,
+    SLOW,
     SWEEP_INTERVAL_SECONDS,
     Burst,
     Receiver,
@@ -33,10 +35,6 @@ from webhooks.models import Tenant
 
 pytestmark = pytest.mark.e2e
 
-SLOW = 0.2
-"""Seconds the receiver takes to answer: with 20 greenlets a burst lasts a few seconds at
-least, however fast the machine, so the fault always strikes mid-burst."""
-
 BURST = 500
 FLUSHED = 200
 
@@ -46,6 +44,21 @@ def enqueue(number: int) -> str:
 
 
 @pytest.mark.timeout(240)
+def recover_with_a_new_worker(
+    worker_env: dict[str, str],
+    tmp_path: Path,
+    event_ids: list[str],
+    since_fault: Callable[[], float],
+) -> float:
+    """Start a fresh worker, wait until every delivery succeeded; seconds since the fault."""
+    second = start_worker(worker_env, tmp_path / "worker-2.log")
+    try:
+        wait_until(all_succeeded(event_ids, len(event_ids)), 120, "every delivery to succeed")
+        return since_fault()
+    finally:
+        second.stop()
+
+
 def test_kill_9_of_a_worker_mid_burst_loses_nothing(
     session: Session,
     tenant: Tenant,
@@ -65,12 +78,7 @@ def test_kill_9_of_a_worker_mid_burst_loses_nothing(
         event_ids = burst.join()
         assert len(event_ids) == BURST
         left = BURST - statuses(event_ids)["succeeded"]
-        second = start_worker(worker_env, tmp_path / "worker-2.log")
-        try:
-            wait_until(all_succeeded(event_ids, BURST), 120, "every delivery to succeed")
-            recovered_in = killed_at()
-        finally:
-            second.stop()
+        recovered_in = recover_with_a_new_worker(worker_env, tmp_path, event_ids, killed_at)
     finally:
         first.kill()
         beat.stop()
@@ -107,12 +115,7 @@ def test_flushed_broker_is_recovered_by_the_sweeper(
         flushed_at = stopwatch()
         open_at_flush = FLUSHED - statuses(event_ids)["succeeded"]
         first.stop()
-        second = start_worker(worker_env, tmp_path / "worker-2.log")
-        try:
-            wait_until(all_succeeded(event_ids, FLUSHED), 120, "every delivery to succeed")
-            recovered_in = flushed_at()
-        finally:
-            second.stop()
+        recovered_in = recover_with_a_new_worker(worker_env, tmp_path, event_ids, flushed_at)
     finally:
         first.kill()
         beat.stop()
