@@ -45,6 +45,7 @@ from webhooks.db import autocommit_engine, get_engine, retry_on_disconnect, sess
 from webhooks.ids import new_id
 from webhooks.messages import OutgoingRequest, build_request, envelope, redacted_headers
 from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Endpoint, Event
+from webhooks.prepared import PreparedStatement
 from webhooks.transport import Outcome, Transport
 
 log = logging.getLogger("webhooks.delivery")
@@ -129,7 +130,8 @@ def process(
 #: The predicates are :func:`_claimable`'s and the in-flight count's, spelled as the partial
 #: indexes (``ix_deliveries_in_flight``) spell them. A claim is not a change of state:
 #: ``updated_at`` stays.
-_CLAIM = text(
+_CLAIM = PreparedStatement(
+    "webhooks_claim",
     """
     WITH claimed AS (
         UPDATE deliveries AS d SET locked_until = :until
@@ -152,13 +154,19 @@ _CLAIM = text(
     FROM claimed
     JOIN events AS ev ON ev.id = claimed.event_id
     JOIN endpoints AS e ON e.id = claimed.endpoint_id
-    """
+    """,
+    (
+        ("id", "text"),
+        ("until", "timestamptz"),
+        ("due", "timestamptz"),
+        ("now", "timestamptz"),
+        ("cap", "integer"),
+    ),
 )
 
 #: :func:`record`'s attempt row and delivery update, in one statement. The attempt's id is
 #: chosen before the first try, so a retry after a lost reply does not add a second row.
-_RECORD = text(
-    """
+_RECORD_SQL = """
     WITH attempt AS (
         INSERT INTO attempts (id, tenant_id, delivery_id, endpoint_id, attempt, started_at,
                               duration_ms, request_url, request_headers, request_body,
@@ -172,7 +180,33 @@ _RECORD = text(
     SET attempts = :number, last_status_code = :response_status, status = :status,
         locked_until = :locked_until, next_attempt_at = :next_attempt_at, updated_at = :now
     WHERE id = :delivery_id
-    """
+"""
+#: As text in a transaction (a failure: the endpoint's health is written too), prepared on its
+#: own autocommit connection (a success: the common case).
+_RECORD = text(_RECORD_SQL)
+_RECORD_PREPARED = PreparedStatement(
+    "webhooks_record",
+    _RECORD_SQL,
+    (
+        ("attempt_id", "text"),
+        ("tenant_id", "text"),
+        ("delivery_id", "text"),
+        ("endpoint_id", "text"),
+        ("number", "integer"),
+        ("started_at", "timestamptz"),
+        ("duration_ms", "integer"),
+        ("request_url", "text"),
+        ("request_headers", "text"),
+        ("request_body", "text"),
+        ("response_status", "integer"),
+        ("response_headers", "text"),
+        ("response_body", "text"),
+        ("error", "text"),
+        ("status", "text"),
+        ("locked_until", "timestamptz"),
+        ("next_attempt_at", "timestamptz"),
+        ("now", "timestamptz"),
+    ),
 )
 
 
@@ -237,8 +271,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _claim_postgres(connection: Connection, delivery_id: str, now: datetime) -> Job | None:
-    row = connection.execute(
-        _CLAIM,
+    row = _CLAIM.execute(
+        connection,
         {
             "id": delivery_id,
             "until": now + CLAIM_DURATION,
@@ -325,7 +359,7 @@ def _record_postgres(
     if outcome.ok and endpoint.failing_since is None:
         # The common case: one statement, committing on its own.
         with autocommit_engine().connect() as connection:
-            connection.execute(_RECORD, params)
+            _RECORD_PREPARED.execute(connection, params)
         return step
     with get_engine().begin() as connection:  # a real transaction: the endpoint's health too
         connection.execute(_RECORD, params)

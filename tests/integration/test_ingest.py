@@ -14,7 +14,7 @@ from tests.e2e.broker import environment
 from tests.services import free_port
 from webhooks import broker, enqueue_event
 from webhooks.broker import DeliveryRef
-from webhooks.db import new_session
+from webhooks.db import get_engine, new_session
 from webhooks.errors import DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge
 from webhooks.event_types import create_event_type
 from webhooks.ingest import ingest
@@ -303,3 +303,23 @@ def test_unreachable_database_is_an_error_not_a_silent_drop(
 ) -> None:
     with pytest.raises(DatabaseUnavailable, match="database unreachable"):
         enqueue_event("a.b", {}, tenant="acme")
+
+
+def test_enqueue_prepares_again_on_a_new_connection(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    """The prepared ingest statement survives its server session being killed: the dropped
+    connection is retried once on a fresh one, where the statement is prepared anew."""
+    add_endpoint(session, tenant)
+    first = enqueue_event("order.created", {"n": 1}, tenant=tenant.uid)
+    with get_engine().begin() as connection:  # not the pooled autocommit connection it kills
+        killed = connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND query LIKE 'EXECUTE webhooks_ingest%%'"
+        ).all()
+    assert killed == [(True,)]
+    second = enqueue_event("order.created", {"n": 2}, tenant=tenant.uid)
+    assert first != second
+    assert [len(deliveries_of(event_id)) for event_id in (first, second)] == [1, 1]
+    assert len(published) == 2
