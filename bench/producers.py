@@ -1,8 +1,9 @@
 """Producer processes for the enqueue scenario (forked by a forkserver, driven by pipes).
 
 Each process times, one call at a time, either ``enqueue_event`` or the baseline pair the
-issue compares it with: one bare Celery publish (the library's own producer app, the same
-connection pool ``enqueue_event`` publishes through) and one single-row Postgres commit
+issue compares it with: one bare Celery publish (stock Celery and kombu on the same broker,
+with the library's serializer, queues and transport options, but kombu's own Redis transport
+where the library uses :mod:`webhooks.redis_transport`) and one single-row Postgres commit
 (the library's own engine). Running both kinds in the same processes, in alternating blocks,
 makes the ratio immune to the machine's drift and to what else the processes carry.
 
@@ -14,16 +15,19 @@ the cost of one import instead of one per process.
 from __future__ import annotations
 
 import time
+from functools import cache
 from multiprocessing.connection import Connection
 from typing import Any
 
+from celery import Celery
 from sqlalchemy import Column, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bench.fixtures import EVENT_TYPE, sample_data
 from bench.names import NOOP_QUEUE, NOOP_TASK
 from webhooks import enqueue_event
-from webhooks.broker import celery_app
+from webhooks.broker import celery_config
+from webhooks.config import get_settings
 from webhooks.db import get_engine
 from webhooks.ids import new_id
 
@@ -37,8 +41,19 @@ def create_scratch_table() -> None:
     SCRATCH.create(get_engine(), checkfirst=True)
 
 
+@cache
+def bare_celery_app() -> Celery:
+    """Stock Celery on the library's broker and settings, without the library's transport."""
+    url = get_settings().broker_url
+    config = celery_config(url)
+    config.pop("broker_transport", None)
+    app = Celery("bare", broker=url, set_as_current=False)
+    app.conf.update(config)
+    return app
+
+
 def _baseline(count: int) -> dict[str, Any]:
-    app, engine = celery_app(), get_engine()
+    app, engine = bare_celery_app(), get_engine()
     insert = SCRATCH.insert()
     publish_ms, commit_ms = [], []
     started = time.monotonic()

@@ -55,6 +55,9 @@ VISIBILITY_TIMEOUT = 2 * 3600
 REDIS_MAX_CONNECTIONS = 200
 """Redis connections a process may open per kombu channel (above any gevent concurrency)."""
 
+REDIS_TRANSPORT = "webhooks.redis_transport:Transport"
+"""kombu's Redis transport sharing one client per channel (see :mod:`webhooks.redis_transport`)."""
+
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 """Enough to get past a stale pooled connection, short enough not to stall a producer."""
 
@@ -93,6 +96,7 @@ def celery_config(broker_url: str) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
     }
     if broker_url.startswith(("redis:", "rediss:")):
+        config["broker_transport"] = REDIS_TRANSPORT
         # Other transports refuse these options (the SQLAlchemy one hands them to its engine).
         config["broker_transport_options"] = {
             "visibility_timeout": VISIBILITY_TIMEOUT,
