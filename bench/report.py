@@ -169,7 +169,7 @@ within an hour; figures from different runs are not comparable.
 
 Useful options: `--size N` (deliveries per throughput phase; the other sizes follow),
 `--rounds R` (interleaved repetitions, medians reported), `--pools gevent,prefork`,
-`--gevent-concurrency 50`, `--prefork-concurrency 2`, `--rate R` (latency offered rate),
+`--gevent-concurrency 200`, `--prefork-concurrency 2`, `--rate R` (latency offered rate),
 `--output-dir DIR` / `--no-write`.
 
 The run provisions everything itself on the local Postgres and Redis: a database
@@ -184,7 +184,7 @@ receiver, and Celery workers started per scenario and killed with their process 
   task (HMAC-sign, `requests.post`, insert one attempt row, one commit) — both in
   `bench/baseline_tasks.py`, on the engine's own Celery configuration — and (3) a plain loop
   with a keep-alive `requests.Session` and the same row, no Celery (the hardware's ceiling
-  for this work). Gevent `-c 50` and prefork `-c 2`.
+  for this work). Gevent `-c 200` (the Procfile's worker) and prefork `-c 2`.
 - **latency**: enqueue → receipt at the receiver, p50/p95/p99, at half the maximum rate
   measured above (the naive task at half of its own maximum, as baseline).
 - **hol**: 5 of 50 endpoints never answer (past their timeout) while the other 45 receive
@@ -193,7 +193,9 @@ receiver, and Celery workers started per scenario and killed with their process 
   1 and 3 matching endpoints, against one bare `apply_async` + one single-row commit
   measured in the same processes, in alternating phases.
 - **rss**: the engine worker's RSS over 5 x N deliveries (100,000).
-- **history**: a hook for the history issue (not implemented yet).
+- **history**: 1,000,000 attempts and 300,000 deliveries seeded with `generate_series`;
+  deliveries and run-history pages (first and deep) p95 in-process and through the API, their
+  query plans, and the retention purge beside a thread of live inserts (its latency).
 
 ## Profile notes
 

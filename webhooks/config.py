@@ -89,6 +89,18 @@ def _networks(value: str, name: str) -> tuple[IPNetwork, ...]:
         raise ConfigurationError(f"{name}: {exc}") from None
 
 
+def _database_url(value: str) -> str:
+    """``postgresql://`` (and Heroku-style ``postgres://``) mean the driver we ship: psycopg2.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not installed, and the
+    first query would fail with an import error. An explicit ``postgresql+driver://`` stays.
+    """
+    for scheme in ("postgresql://", "postgres://"):
+        if value.startswith(scheme):
+            return "postgresql+psycopg2://" + value[len(scheme) :]
+    return value
+
+
 def _secret_keys(value: str, var_dir: Path) -> tuple[str, ...]:
     """Parse the comma-separated Fernet keys, or read (creating it once) the dev key file."""
     if not value:
@@ -120,7 +132,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not env.get("WEBHOOKS_DATABASE_URL") or not env.get("WEBHOOKS_BROKER_URL"):
         var_dir.mkdir(parents=True, exist_ok=True)
     return Settings(
-        database_url=env.get("WEBHOOKS_DATABASE_URL") or f"sqlite:///{var_dir}/webhooks.sqlite3",
+        database_url=_database_url(
+            env.get("WEBHOOKS_DATABASE_URL") or f"sqlite:///{var_dir}/webhooks.sqlite3"
+        ),
         broker_url=env.get("WEBHOOKS_BROKER_URL") or f"sqla+sqlite:///{var_dir}/broker.sqlite3",
         secret_keys=_secret_keys(env.get("WEBHOOKS_SECRET_KEY", ""), var_dir),
         allow_http=_flag(env.get("WEBHOOKS_ALLOW_HTTP", "0"), "WEBHOOKS_ALLOW_HTTP"),

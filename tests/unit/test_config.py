@@ -37,6 +37,7 @@ def test_values_are_parsed(tmp_path: Path) -> None:
         }
     )
     assert settings.secret_keys == tuple(keys)
+    assert settings.database_url == "postgresql+psycopg2://db/x"
     assert settings.allow_http
     assert settings.allowed_private_networks == (ip_network("127.0.0.0/8"), ip_network("::1/128"))
     assert settings.max_payload_bytes == 1000
@@ -60,3 +61,16 @@ def test_bad_values_raise_a_clear_error(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_settings({"WEBHOOKS_VAR_DIR": str(tmp_path), name: value})
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgres://u@db:5432/x", "postgresql+psycopg2://u@db:5432/x"),
+        ("postgresql+psycopg2://db/x", "postgresql+psycopg2://db/x"),
+        ("sqlite:///var/w.sqlite3", "sqlite:///var/w.sqlite3"),
+    ],
+)
+def test_database_urls_name_the_shipped_driver(tmp_path: Path, given: str, used: str) -> None:
+    settings = load_settings({"WEBHOOKS_VAR_DIR": str(tmp_path), "WEBHOOKS_DATABASE_URL": given})
+    assert settings.database_url == used
