@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from tests.integration.history_fixtures import make_attempt, make_delivery, make_endpoint
 from webhooks import clock
 from webhooks.cli import main
-from webhooks.db import new_session
+from webhooks.db import get_engine, new_session
 from webhooks.models import Attempt, Delivery, Event, Tenant
-from webhooks.retention import purge
+from webhooks.retention import _without_flush_wait, purge
 
 
 def counts() -> tuple[int, int, int]:
@@ -61,3 +61,11 @@ def test_purge_command_prints_the_counts(session: Session, tenant: Tenant) -> No
     result = CliRunner().invoke(main, ["purge"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == '{"attempts": 0, "deliveries": 1, "events": 1}'
+
+
+def test_purge_commits_skip_the_wal_flush_wait_and_only_theirs() -> None:
+    with get_engine().begin() as connection:
+        _without_flush_wait(connection)
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+    with get_engine().connect() as connection:
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
