@@ -318,7 +318,7 @@ def test_enqueue_prepares_again_on_a_new_connection(
             "WHERE datname = current_database() AND pid <> pg_backend_pid() "
             "AND query LIKE 'EXECUTE webhooks_ingest%%'"
         ).all()
-    assert killed == [(True,)]
+    assert killed and all(ok for (ok,) in killed)  # one, or more after earlier tests
     second = enqueue_event("order.created", {"n": 2}, tenant=tenant.uid)
     assert first != second
     assert [len(deliveries_of(event_id)) for event_id in (first, second)] == [1, 1]
