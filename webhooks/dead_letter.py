@@ -8,7 +8,8 @@ called as ``function(delivery_id, details)`` where ``details`` is a dict of plai
 
 Dead letters travel as Celery messages, so like every message they arrive at least once: a
 handler may see the same delivery twice, and should not mind (``status`` tells whether it was
-redelivered meanwhile). An exception from the handler fails the task, which Flower shows.
+redelivered meanwhile). One the broker lost is published again by the sweeper. An exception
+from the handler fails the task, which Flower shows.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from functools import cache
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from webhooks.config import get_settings
 from webhooks.db import session_scope
 from webhooks.errors import ConfigurationError
-from webhooks.models import Delivery, Endpoint, Event
+from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event
 
 log = logging.getLogger("webhooks.dead_letter")
 
@@ -40,6 +41,7 @@ def handle(delivery_id: str) -> dict[str, Any] | None:
     if details is None:
         log.warning("dead letter for delivery %s, which no longer exists", delivery_id)
         return None
+    received(delivery_id)
     DEAD_LETTERS.inc()
     log.warning(
         "delivery %s of event %s (%s) to endpoint %s failed for good after %d attempts, "
@@ -55,6 +57,23 @@ def handle(delivery_id: str) -> dict[str, Any] | None:
     if spec:
         load_handler(spec)(delivery_id, details)
     return details
+
+
+def received(delivery_id: str) -> None:
+    """Clear the stamp of a dead letter that arrived, so the sweeper does not send it again.
+
+    The worker that failed the delivery stamped ``locked_until`` as it published the dead
+    letter (see :func:`webhooks.sweeper.lost_dead_letters`). Cleared before the handler runs:
+    what is made durable is the hand-over through the broker; a handler that raises fails its
+    task, shown in Flower, and is not called again and again.
+    """
+    with session_scope() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.FAILED)
+            .values(locked_until=None, updated_at=Delivery.updated_at),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def load_details(delivery_id: str) -> dict[str, Any] | None:

@@ -327,6 +327,7 @@ def _record_postgres(
         status = DeliveryStatus.SUCCEEDED
     elif step.action is Next.DEAD_LETTER:
         status = DeliveryStatus.FAILED
+        locked_until = now  # the stamp of the dead letter the caller publishes
     else:
         status = DeliveryStatus.RETRYING
         next_attempt_at = now + timedelta(seconds=step.delay)
@@ -521,6 +522,7 @@ def record(
         values["status"] = DeliveryStatus.SUCCEEDED
     elif step.action is Next.DEAD_LETTER:
         values["status"] = DeliveryStatus.FAILED
+        values["locked_until"] = now  # the stamp of the dead letter the caller publishes
     else:
         values["status"] = DeliveryStatus.RETRYING
         values["next_attempt_at"] = now + timedelta(seconds=step.delay)

@@ -16,20 +16,25 @@ when its lease is NULL (a long retry, released or parked deliveries: nothing was
 or ended more than ``WEBHOOKS_REPUBLISH_AFTER_SECONDS`` (180 s) ago: the message was lost,
 or its worker died. A message merely waiting in a long queue is thus duplicated at most once
 per window, and a duplicate is harmless: the claim lets only one through.
+
+Dead letters get the same lease on failed deliveries (:func:`lost_dead_letters`).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from webhooks import clock
-from webhooks.broker import DeliveryRef, publish, publish_after_commit
+from webhooks.broker import DeliveryRef, publish, publish_after_commit, publish_dead_letter
 from webhooks.config import get_settings
 from webhooks.db import session_scope
-from webhooks.models import OPEN_STATUSES, Delivery, Event
+from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Event
+
+log = logging.getLogger("webhooks.sweeper")
 
 BATCH = 500
 """Deliveries published per transaction of the sweep."""
@@ -72,7 +77,48 @@ def sweep(*, now: datetime | None = None, republish_after: timedelta | None = No
         total += publish(refs)
         if len(refs) < BATCH:
             break
+    with session_scope() as session:
+        lost = lost_dead_letters(
+            session, now=now or clock.now(), limit=BATCH, republish_after=republish_after
+        )
+    if lost:
+        log.warning("publishing %d dead letters again (never received): %s", len(lost), lost[0])
+        for delivery_id in lost:
+            publish_dead_letter(delivery_id)
     return total
+
+
+def lost_dead_letters(
+    session: Session, *, now: datetime, limit: int, republish_after: timedelta
+) -> list[str]:
+    """Stamp again and return failed deliveries whose dead letter never arrived.
+
+    The same lease as for open deliveries: the worker stamps ``locked_until`` as it publishes
+    the dead letter, :func:`webhooks.dead_letter.received` clears it, and a stamp older than
+    ``republish_after`` means the message was lost (or is still queued, and arrives twice:
+    dead letters are at-least-once anyway).
+    """
+    ids = list(
+        session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.status == DeliveryStatus.FAILED,
+                Delivery.locked_until.is_not(None),
+                Delivery.locked_until <= now - republish_after,
+            )
+            .order_by(Delivery.locked_until)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(locked_until=now, updated_at=Delivery.updated_at),
+            execution_options={"synchronize_session": False},
+        )
+    return ids
 
 
 def release_waiting(session: Session, endpoint_id: str) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tests.e2e.broker import environment
-from webhooks import broker, clock
+from webhooks import broker, clock, dead_letter, sweeper
 from webhooks.broker import DeliveryRef
 from webhooks.db import new_session
 from webhooks.delivery import Next, process
@@ -256,3 +256,38 @@ def test_endpoint_failing_for_days_is_disabled(
 
 def test_unknown_delivery_does_nothing(endpoint: Endpoint, transport: Transport) -> None:
     assert run("dlv_nope", transport).action is Next.NOTHING
+
+
+def test_a_lost_dead_letter_is_published_again_until_received(
+    session: Session,
+    tenant: Tenant,
+    endpoint: Endpoint,
+    receiver: Any,
+    transport: Transport,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dead_letters: list[str] = []
+    monkeypatch.setattr(sweeper, "publish_dead_letter", dead_letters.append)
+    receiver.add(responses.POST, URL, status=500)
+    session.execute(update(Endpoint).values(retry_schedule=[]))
+    session.commit()
+    delivery_id = new_delivery(session, tenant)
+    assert run(delivery_id, transport).action is Next.DEAD_LETTER
+    stamped = state(delivery_id).locked_until  # as the worker publishes the dead letter
+    assert stamped is not None and stamped <= clock.now()
+
+    window = timedelta(seconds=60)
+    sweeper.sweep(now=stamped + window / 2, republish_after=window)
+    assert dead_letters == []  # the message may still be on its way
+    later = stamped + 2 * window
+    sweeper.sweep(now=later, republish_after=window)
+    assert dead_letters == [delivery_id]  # lost: published again, and stamped again
+    assert state(delivery_id).locked_until == later
+    sweeper.sweep(now=later, republish_after=window)
+    assert dead_letters == [delivery_id]
+
+    details = dead_letter.handle(delivery_id)
+    assert details is not None and details["status"] == "failed"
+    assert state(delivery_id).locked_until is None
+    sweeper.sweep(now=later + 10 * window, republish_after=window)
+    assert dead_letters == [delivery_id]

@@ -26,6 +26,7 @@ class DeliveryStatus(StrEnum):
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
 _open = text("status IN ('pending', 'retrying')")
+_dead_letter_sent = text("status = 'failed' AND locked_until IS NOT NULL")
 
 
 class Delivery(Base):
@@ -44,6 +45,14 @@ class Delivery(Base):
             "next_attempt_at",
             postgresql_where=_open,
             sqlite_where=_open,
+        ),
+        # Failed deliveries whose dead letter was published but not yet received (the sweeper
+        # publishes it again if the broker lost it): a handful of rows, however long the history.
+        Index(
+            "ix_deliveries_dead_letters",
+            "locked_until",
+            postgresql_where=_dead_letter_sent,
+            sqlite_where=_dead_letter_sent,
         ),
         # The per-endpoint in-flight cap counts live claims of one endpoint's open deliveries.
         Index(
