@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, exists, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from webhooks import clock, crypto, history, retry, signing
@@ -166,7 +166,11 @@ _CLAIM = PreparedStatement(
 
 #: :func:`record`'s attempt row and delivery update, in one statement. The attempt's id is
 #: chosen before the first try, so a retry after a lost reply does not add a second row.
-_RECORD_SQL = """
+#: Prepared on its own autocommit connection (a success: the common case), as text in a
+#: transaction (a failure: the endpoint's health is written too).
+_RECORD = PreparedStatement(
+    "webhooks_record",
+    """
     WITH attempt AS (
         INSERT INTO attempts (id, tenant_id, delivery_id, endpoint_id, attempt, started_at,
                               duration_ms, request_url, request_headers, request_body,
@@ -180,13 +184,7 @@ _RECORD_SQL = """
     SET attempts = :number, last_status_code = :response_status, status = :status,
         locked_until = :locked_until, next_attempt_at = :next_attempt_at, updated_at = :now
     WHERE id = :delivery_id
-"""
-#: As text in a transaction (a failure: the endpoint's health is written too), prepared on its
-#: own autocommit connection (a success: the common case).
-_RECORD = text(_RECORD_SQL)
-_RECORD_PREPARED = PreparedStatement(
-    "webhooks_record",
-    _RECORD_SQL,
+    """,
     (
         ("attempt_id", "text"),
         ("tenant_id", "text"),
@@ -360,10 +358,10 @@ def _record_postgres(
     if outcome.ok and endpoint.failing_since is None:
         # The common case: one statement, committing on its own.
         with autocommit_engine().connect() as connection:
-            _RECORD_PREPARED.execute(connection, params)
+            _RECORD.execute(connection, params)
         return step
     with get_engine().begin() as connection:  # a real transaction: the endpoint's health too
-        connection.execute(_RECORD, params)
+        connection.execute(_RECORD.text, params)
         _update_endpoint_health(connection, endpoint, outcome, now)
     return step
 

@@ -38,7 +38,6 @@ from sqlalchemy import (
     Connection,
     Insert,
     Table,
-    TextClause,
     func,
     insert,
     select,
@@ -148,23 +147,15 @@ _INGEST_PARAMETERS = (
 )
 
 
-@dataclass(frozen=True)
-class _Ingest:
-    """The statement for one way of naming the tenant: as text (for a caller's transaction)
-    and prepared (for ``enqueue_event``'s own autocommit connection, see webhooks.prepared)."""
-
-    text: TextClause
-    prepared: PreparedStatement
-
-    @classmethod
-    def by(cls, tenant_column: str) -> _Ingest:
-        sql = _INGEST_SQL.format(tenant_column=tenant_column, matching=_MATCHING)
-        name = f"webhooks_ingest_by_{tenant_column}"
-        return cls(text(sql), PreparedStatement(name, sql, _INGEST_PARAMETERS))
+def _ingest_statement(tenant_column: str) -> PreparedStatement:
+    """The statement for one way of naming the tenant: prepared for ``enqueue_event``'s own
+    autocommit connection, as text in a caller's transaction (see webhooks.prepared)."""
+    sql = _INGEST_SQL.format(tenant_column=tenant_column, matching=_MATCHING)
+    return PreparedStatement(f"webhooks_ingest_by_{tenant_column}", sql, _INGEST_PARAMETERS)
 
 
-_INGEST_BY_ID = _Ingest.by("id")
-_INGEST_BY_UID = _Ingest.by("uid")
+_INGEST_BY_ID = _ingest_statement("id")
+_INGEST_BY_UID = _ingest_statement("uid")
 
 
 @dataclass(frozen=True)
@@ -292,7 +283,7 @@ def _write_postgres(
 
     def run(params: dict[str, Any]) -> Sequence[Any]:
         if isinstance(executor, Connection):  # enqueue_event's own autocommit connection
-            return statement.prepared.execute(executor, params).all()
+            return statement.execute(executor, params).all()
         return executor.execute(statement.text, params).all()
 
     params = {

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult
+from sqlalchemy import Connection, CursorResult, TextClause, text
 
 _PREPARED_KEY = "webhooks_prepared"
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -34,12 +34,14 @@ class PreparedStatement:
 
     ``parameters`` lists each parameter once with its Postgres type, in the order of the
     ``EXECUTE`` arguments: declared types, not inferred ones, since one parameter may appear
-    in several places of the statement.
+    in several places of the statement. :attr:`text` is the same statement for a caller's
+    transaction, where it must not be prepared.
     """
 
     name: str
     sql: str
     parameters: tuple[tuple[str, str], ...]
+    text: TextClause = field(init=False, repr=False)
     _prepare: str = field(init=False, repr=False)
     _execute: str = field(init=False, repr=False)
 
@@ -51,6 +53,7 @@ class PreparedStatement:
         body = _PARAMETER.sub(lambda match: f"${positions[match.group(1)]}", self.sql)
         types = ", ".join(pg_type for _, pg_type in self.parameters)
         arguments = ", ".join(f"%({name})s" for name, _ in self.parameters)
+        object.__setattr__(self, "text", text(self.sql))
         object.__setattr__(self, "_prepare", f"PREPARE {self.name} ({types}) AS {body}")
         object.__setattr__(self, "_execute", f"EXECUTE {self.name} ({arguments})")
 
