@@ -23,10 +23,11 @@ Dead letters get the same lease on failed deliveries (:func:`lost_dead_letters`)
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from webhooks import clock
 from webhooks.broker import DeliveryRef, publish, publish_after_commit, publish_dead_letter
@@ -98,27 +99,17 @@ def lost_dead_letters(
     ``republish_after`` means the message was lost (or is still queued, and arrives twice:
     dead letters are at-least-once anyway).
     """
-    ids = list(
-        session.scalars(
-            select(Delivery.id)
-            .where(
-                Delivery.status == DeliveryStatus.FAILED,
-                Delivery.locked_until.is_not(None),
-                Delivery.locked_until <= now - republish_after,
-            )
-            .order_by(Delivery.locked_until)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+    refs = _stamp(
+        session,
+        Delivery.locked_until.is_not(None),
+        Delivery.locked_until <= now - republish_after,
+        now=now,
+        limit=limit,
+        sweeping=True,
+        statuses=(DeliveryStatus.FAILED,),
+        oldest_first=Delivery.locked_until,
     )
-    if ids:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids))
-            .values(locked_until=now, updated_at=Delivery.updated_at),
-            execution_options={"synchronize_session": False},
-        )
-    return ids
+    return [ref.id for ref in refs]
 
 
 def release_waiting(session: Session, endpoint_id: str) -> int:
@@ -145,21 +136,25 @@ def _stamp(
     limit: int | None = None,
     sweeping: bool = False,
     next_attempt_at: datetime | None = None,
+    statuses: Sequence[DeliveryStatus] = OPEN_STATUSES,
+    oldest_first: InstrumentedAttribute[datetime | None] = Delivery.next_attempt_at,
 ) -> list[DeliveryRef]:
-    """Lock the open deliveries matching ``conditions``, stamp them as handed over now.
+    """Lock the deliveries in ``statuses`` (open ones by default) matching ``conditions``,
+    stamp them as handed over now.
 
-    A sweep takes the longest-due first and skips rows another sweep holds (it will publish
-    them); a release must take every row it names, so it waits for locks instead.
+    A sweep takes the oldest first (longest due; for dead letters, longest unreceived) and
+    skips rows another sweep holds (it will publish them); a release must take every row it
+    names, so it waits for locks instead.
     """
     query = (
         select(Delivery.id, Delivery.endpoint_id, Event.type, Delivery.attempts)
         .join(Event, Event.id == Delivery.event_id)
-        .where(Delivery.status.in_(OPEN_STATUSES), *conditions)
+        .where(Delivery.status.in_(statuses), *conditions)
         .limit(limit)
         .with_for_update(of=Delivery, skip_locked=sweeping)
     )
     if sweeping:
-        query = query.order_by(Delivery.next_attempt_at)
+        query = query.order_by(oldest_first)
     refs = [DeliveryRef(*row) for row in session.execute(query)]
     if refs:
         values: dict[str, object] = {"locked_until": now}
