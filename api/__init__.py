@@ -29,8 +29,8 @@ from api.metrics import blp as metrics_blp
 from api.tenants import blp as tenants_blp
 from api.tokens import blp as tokens_blp
 from webhooks import __version__
-from webhooks.config import get_settings
-from webhooks.logs import configure_logging
+from webhooks.core.config import get_settings
+from webhooks.core.logs import configure_logging
 
 #: Room for the rest of a request around the largest event payload.
 BODY_HEADROOM = 64 * 1024

@@ -18,9 +18,9 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from api import db
-from webhooks import tokens
+from webhooks.admin import tokens
+from webhooks.admin.tenants import get_tenant
 from webhooks.models import ApiToken, Tenant
-from webhooks.tenants import get_tenant
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,9 +14,9 @@ from typing import Any
 from werkzeug.routing import BaseConverter
 
 from api.fields import anchored
-from webhooks.event_names import NAME_PATTERN
-from webhooks.pagination import ID_PATTERN
-from webhooks.tenants import UID_PATTERN
+from webhooks.admin.tenants import UID_PATTERN
+from webhooks.core.ids import ID_PATTERN
+from webhooks.ingest.event_names import NAME_PATTERN
 
 
 class _PatternConverter(BaseConverter):

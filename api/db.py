@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Flask, g
 from sqlalchemy.orm import Session
 
-from webhooks.db import new_session
+from webhooks.core.db import new_session
 
 
 def session() -> Session:

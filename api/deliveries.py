@@ -19,10 +19,10 @@ from api.fields import anchored
 from api.pagination import PageArgs, page_of, paginate
 from api.schemas import AttemptSchema, DeliverySchema
 from api.windows import WindowArgs, window
-from webhooks import history_queries as queries
+from webhooks.core.ids import ID_PATTERN
+from webhooks.delivery.redelivery import redeliver
+from webhooks.history import queries
 from webhooks.models import Attempt, Delivery, DeliveryStatus, Tenant
-from webhooks.pagination import ID_PATTERN
-from webhooks.redelivery import redeliver
 
 blp = Blueprint(
     "deliveries",

@@ -21,8 +21,8 @@ from marshmallow import Schema, fields
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from webhooks.db import is_unreachable
-from webhooks.errors import (
+from webhooks.core.db import is_unreachable
+from webhooks.core.errors import (
     Conflict,
     DatabaseUnavailable,
     InvalidInput,

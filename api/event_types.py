@@ -12,9 +12,9 @@ from api.auth import tenant_access
 from api.blueprint import Blueprint
 from api.fields import JSON, Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
-from webhooks import event_types
-from webhooks.event_names import MAX_LENGTH as MAX_NAME_LENGTH
-from webhooks.event_names import NAME_PATTERN
+from webhooks.ingest import event_types
+from webhooks.ingest.event_names import MAX_LENGTH as MAX_NAME_LENGTH
+from webhooks.ingest.event_names import NAME_PATTERN
 from webhooks.models import EventType, Tenant
 
 blp = Blueprint(

@@ -22,10 +22,10 @@ from api.blueprint import Blueprint
 from api.fields import JSON, Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
 from api.schemas import DeliverySchema
-from webhooks.errors import InvalidInput, NotFound
-from webhooks.event_names import MAX_LENGTH as MAX_NAME_LENGTH
-from webhooks.event_names import NAME_PATTERN
-from webhooks.ingest import ingest
+from webhooks.core.errors import InvalidInput, NotFound
+from webhooks.ingest.enqueue import ingest
+from webhooks.ingest.event_names import MAX_LENGTH as MAX_NAME_LENGTH
+from webhooks.ingest.event_names import NAME_PATTERN
 from webhooks.models import Delivery, Event, Tenant
 
 blp = Blueprint(

@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from webhooks.clock import rfc3339
+from webhooks.core.clock import rfc3339
 
 #: Nesting deeper than this is refused: no payload needs it, and recursion has a limit.
 MAX_JSON_DEPTH = 64

@@ -15,7 +15,7 @@ from marshmallow import Schema, fields
 
 from api.blueprint import Blueprint
 from api.errors import ProblemSchema, problem
-from webhooks import readiness
+from webhooks.ops import readiness
 
 log = logging.getLogger("api.health")
 

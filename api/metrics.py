@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Response
 
 from api.blueprint import Blueprint
-from webhooks import metrics
+from webhooks.ops import metrics
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics.")
 

@@ -16,7 +16,8 @@ from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from api import db
-from webhooks.pagination import ID_PATTERN, page
+from webhooks.core.ids import ID_PATTERN
+from webhooks.history.pagination import page
 
 T = TypeVar("T")
 

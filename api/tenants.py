@@ -13,8 +13,8 @@ from api.auth import ADMIN, admin_only, tenant_access
 from api.blueprint import Blueprint
 from api.fields import Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
+from webhooks.admin.tenants import UID_PATTERN, create_tenant
 from webhooks.models import Tenant
-from webhooks.tenants import UID_PATTERN, create_tenant
 
 blp = Blueprint(
     "tenants",

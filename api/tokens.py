@@ -16,8 +16,8 @@ from api.auth import ADMIN, tenant_access
 from api.blueprint import Blueprint
 from api.fields import Timestamp
 from api.pagination import PageArgs, page_of, paginate
-from webhooks import tokens
-from webhooks.errors import NotFound
+from webhooks.admin import tokens
+from webhooks.core.errors import NotFound
 from webhooks.models import ApiToken, Tenant
 
 blp = Blueprint(

@@ -8,7 +8,7 @@ from marshmallow import ValidationError, validates_schema
 
 from api.fields import Timestamp
 from api.pagination import PageArgs
-from webhooks.history_queries import Window
+from webhooks.history.queries import Window
 
 
 class WindowArgs(PageArgs):

@@ -26,7 +26,7 @@ from celery.app.defaults import DEFAULTS
 
 from bench import naive
 from bench.names import NAIVE_QUEUE, NAIVE_TASK, NOOP_QUEUE, NOOP_TASK
-from webhooks.config import get_settings
+from webhooks.core.config import get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -105,13 +105,13 @@ class Bench:
 
     def truncate_history(self) -> None:
         """Empty events, deliveries and attempts: each phase starts on small tables."""
-        from webhooks.db import get_engine
+        from webhooks.core.db import get_engine
 
         with get_engine().begin() as connection:
             connection.execute(text("TRUNCATE attempts, deliveries, events CASCADE"))
 
     def scalar(self, sql: str) -> Any:
-        from webhooks.db import get_engine
+        from webhooks.core.db import get_engine
 
         with get_engine().connect() as connection:
             return connection.execute(text(sql)).scalar()

@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.naive import SECRET
 from bench.receiver import Receiver
-from webhooks.ids import new_id
+from webhooks.core.ids import new_id
 
 EVENT_TYPE = "traveller.updated"
 
@@ -48,7 +48,7 @@ def make_targets(
     retry_schedule: Callable[[int], list[int] | None] = lambda _: None,
 ) -> list[Target]:
     """``count`` tenants ``<prefix>-<i>`` with ``endpoints_per_tenant`` endpoints each."""
-    from webhooks.db import new_session
+    from webhooks.core.db import new_session
     from webhooks.models import Endpoint, Tenant
 
     targets = []

@@ -92,7 +92,7 @@ def collect(redis_url: str) -> dict[str, Any]:
     import redis
     from sqlalchemy import text
 
-    from webhooks.db import get_engine
+    from webhooks.core.db import get_engine
 
     client = redis.Redis.from_url(redis_url)
     try:

@@ -27,7 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy import Engine, create_engine, insert
 
-from webhooks.ids import new_id
+from webhooks.core.ids import new_id
 from webhooks.models import Attempt
 
 #: The baselines' signing secret (a benchmark constant, not a credential).

@@ -26,10 +26,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from bench.fixtures import EVENT_TYPE, sample_data
 from bench.names import NOOP_QUEUE, NOOP_TASK
 from webhooks import enqueue_event
-from webhooks.broker import celery_config
-from webhooks.config import get_settings
-from webhooks.db import get_engine
-from webhooks.ids import new_id
+from webhooks.broker.publishing import celery_config
+from webhooks.core.config import get_settings
+from webhooks.core.db import get_engine
+from webhooks.core.ids import new_id
 
 #: Where the baseline's single-row commits go: shaped like an event row (an id and JSON).
 SCRATCH = Table(

@@ -105,7 +105,7 @@ class Environment:
 
     def teardown(self) -> None:
         """Drop the database and stop what was started for it; safe to call twice."""
-        from webhooks.db import get_engine
+        from webhooks.core.db import get_engine
 
         get_engine().dispose()
         while self._cleanups:
@@ -161,8 +161,8 @@ def _provision(redis_db: int, cleanups: list[Callable[[], None]]) -> Environment
             "WEBHOOKS_LOG_FORMAT": "text",
         }
     )
-    from webhooks import migrate
-    from webhooks.config import get_settings
+    from webhooks.core.config import get_settings
+    from webhooks.ops import migrate
 
     get_settings.cache_clear()
     migrate.upgrade(database_url)

@@ -44,13 +44,13 @@ def pytest_configure(config: pytest.Config) -> None:
             "WEBHOOKS_VAR_DIR": tempfile.mkdtemp(prefix="webhooks-var-"),
         }
     )
-    from webhooks import migrate
+    from webhooks.ops import migrate
 
     migrate.upgrade()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from webhooks.db import get_engine
+    from webhooks.core.db import get_engine
 
     get_engine().dispose()
     for cleanup in _cleanups:
@@ -64,7 +64,7 @@ _TABLES = "attempts, deliveries, events, endpoints, event_types, api_tokens, ten
 def clean_db() -> Iterator[None]:
     """Empty every table after the test, so tests see only their own rows."""
     yield
-    from webhooks.db import get_engine
+    from webhooks.core.db import get_engine
 
     with get_engine().begin() as connection:
         connection.execute(text(f"TRUNCATE {_TABLES} CASCADE"))
@@ -83,7 +83,7 @@ def receiver() -> Iterator[HTTPServer]:
 @pytest.fixture
 def session(clean_db: None) -> Iterator[Session]:
     """A session on the test database (the test commits what it wants others to see)."""
-    from webhooks.db import new_session
+    from webhooks.core.db import new_session
 
     with new_session() as db_session:
         yield db_session

@@ -6,7 +6,7 @@ functions of this package, which imports neither :mod:`api` nor :mod:`workers`.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from webhooks.errors import WebhooksError
+from webhooks.core.errors import WebhooksError
 
 try:
     __version__ = version("webhooks-dispatcher")
@@ -14,6 +14,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 # Last: modules imported from here read __version__.
-from webhooks.ingest import enqueue_event
+from webhooks.ingest.enqueue import enqueue_event
 
 __all__ = ["WebhooksError", "__version__", "enqueue_event"]

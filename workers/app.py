@@ -18,11 +18,11 @@ from typing import Any, TypeVar, cast
 
 from celery import signals
 
-from webhooks import metrics
-from webhooks.broker import RETRIES_QUEUE, SWEEP_TASK, celery_app
-from webhooks.config import get_settings
-from webhooks.logs import configure_logging
-from webhooks.retention import PURGE_TASK
+from webhooks.broker.publishing import RETRIES_QUEUE, SWEEP_TASK, celery_app
+from webhooks.core.config import get_settings
+from webhooks.core.logs import configure_logging
+from webhooks.history.retention import PURGE_TASK
+from webhooks.ops import metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
 

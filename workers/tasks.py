@@ -7,9 +7,14 @@ from typing import Any, cast
 
 from sqlalchemy.exc import OperationalError
 
-from webhooks import broker, dead_letter, delivery, metrics, redelivery, retention, sweeper
-from webhooks.errors import DatabaseUnavailable
-from webhooks.transport import Outcome, Transport, default_transport
+from webhooks.broker import publishing as broker
+from webhooks.core.errors import DatabaseUnavailable
+from webhooks.delivery import dead_letter, redelivery, sweeper
+from webhooks.delivery import engine as delivery
+from webhooks.history import retention
+from webhooks.ops import metrics
+from webhooks.outbound.http import Transport, default_transport
+from webhooks.outbound.outcome import Outcome
 from workers.app import task
 
 

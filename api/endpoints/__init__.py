@@ -17,10 +17,10 @@ from api.auth import tenant_access
 from api.blueprint import Blueprint
 from api.fields import Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
-from webhooks import endpoints as rules
-from webhooks.event_names import FILTER_PATTERN
+from webhooks.admin import endpoints as rules
+from webhooks.ingest.event_names import FILTER_PATTERN
 from webhooks.models import Endpoint, Tenant
-from webhooks.transport import default_transport
+from webhooks.outbound.http import default_transport
 
 blp = Blueprint(
     "endpoints",

@@ -17,8 +17,8 @@ from api.blueprint import Blueprint
 from api.deliveries import AttemptPageSchema
 from api.pagination import paginate
 from api.windows import WindowArgs, window
-from webhooks import endpoints as rules
-from webhooks.history_queries import ATTEMPT_STATUSES, endpoint_attempts_query
+from webhooks.admin import endpoints as rules
+from webhooks.history.queries import ATTEMPT_STATUSES, endpoint_attempts_query
 from webhooks.models import Attempt, Tenant
 
 blp = Blueprint(

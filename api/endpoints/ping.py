@@ -6,11 +6,11 @@ from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
 from api.schemas import AttemptSchema
-from webhooks import endpoints as rules
-from webhooks.clock import now
+from webhooks.admin import endpoints as rules
+from webhooks.core.clock import now
 from webhooks.models import Attempt, Tenant
-from webhooks.ping import record_ping, send_ping
-from webhooks.transport import default_transport
+from webhooks.outbound.http import default_transport
+from webhooks.outbound.ping import record_ping, send_ping
 
 blp = Blueprint(
     "endpoint-ping",

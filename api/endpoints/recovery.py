@@ -15,9 +15,9 @@ from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
 from api.fields import Timestamp
-from webhooks import endpoints as rules
+from webhooks.admin import endpoints as rules
+from webhooks.delivery.redelivery import start_recovery
 from webhooks.models import Tenant
-from webhooks.redelivery import start_recovery
 
 blp = Blueprint(
     "endpoint-recovery",

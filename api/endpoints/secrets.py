@@ -10,8 +10,8 @@ from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
 from api.fields import Text
-from webhooks import endpoints as rules
-from webhooks.clock import now
+from webhooks.admin import endpoints as rules
+from webhooks.core.clock import now
 from webhooks.models import Tenant
 
 blp = Blueprint(

@@ -11,9 +11,9 @@ from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
 from api.fields import Timestamp
-from webhooks import endpoints as rules
+from webhooks.admin import endpoints as rules
+from webhooks.history.stats import WINDOWS, EndpointStats, endpoint_stats
 from webhooks.models import Tenant
-from webhooks.stats import WINDOWS, EndpointStats, endpoint_stats
 
 blp = Blueprint(
     "endpoint-stats",

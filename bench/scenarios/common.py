@@ -10,7 +10,7 @@ from bench.context import Bench
 from bench.fixtures import EVENT_TYPE, Target
 from bench.names import NAIVE_QUEUE, NAIVE_TASK, NOOP_QUEUE, NOOP_TASK
 from bench.pools import Worker
-from webhooks.broker import DELIVERIES_QUEUE
+from webhooks.broker.publishing import DELIVERIES_QUEUE
 
 #: What each kind of work consumes.
 QUEUES = {"noop": NOOP_QUEUE, "naive": NAIVE_QUEUE, "engine": DELIVERIES_QUEUE}
@@ -20,7 +20,7 @@ def publish_baseline(
     kind: str, jobs: Sequence[tuple[str, str, str, str, str]], timeout: float = 10.0
 ) -> None:
     """Publish baseline tasks through the library's own producer app and connection pool."""
-    from webhooks.broker import celery_app
+    from webhooks.broker.publishing import celery_app
 
     app = celery_app()
     with app.producer_or_acquire() as producer:

@@ -36,10 +36,10 @@ from sqlalchemy.orm import Session
 
 from bench.context import Bench
 from bench.stats import Figure, Target
-from webhooks import clock
-from webhooks.history_queries import deliveries_query, endpoint_attempts_query
+from webhooks.core import clock
+from webhooks.history.pagination import page
+from webhooks.history.queries import deliveries_query, endpoint_attempts_query
 from webhooks.models import Attempt, Delivery, Endpoint
-from webhooks.pagination import page
 
 PAGE = 50
 SPAN_DAYS = 45
@@ -118,8 +118,8 @@ class Seeded:
 
 def seed(bench: Bench, engine: Engine, deliveries: int, attempts: int) -> Seeded:
     """Fill the tables fast: one statement per table, computed in Postgres."""
-    from webhooks.db import new_session
-    from webhooks.tenants import create_tenant
+    from webhooks.admin.tenants import create_tenant
+    from webhooks.core.db import new_session
 
     with new_session() as session:
         tenant = create_tenant(session, "history")
@@ -208,7 +208,7 @@ def _time(call: Callable[[], Any], repeat: int) -> list[float]:
 
 def measure_pages(bench: Bench, seeded: Seeded, repeat: int) -> dict[str, tuple[float, float]]:
     """p95 (ms) of first and deep pages of each query, endpoints taken at random."""
-    from webhooks.db import new_session
+    from webhooks.core.db import new_session
 
     rng = random.Random(6)
     results: dict[str, tuple[float, float]] = {}
@@ -251,8 +251,8 @@ def measure_api(seeded: Seeded, repeat: int) -> dict[str, tuple[float, float]]:
     """The same pages through the Flask test client (auth, parsing, serialisation)."""
     from api import create_app
     from api.pagination import encode_cursor
-    from webhooks.db import new_session
-    from webhooks.tokens import create_token
+    from webhooks.admin.tokens import create_token
+    from webhooks.core.db import new_session
 
     with new_session() as session:
         _, token = create_token(session, tenant=None)
@@ -305,7 +305,7 @@ _INSERT = text(
 
 def _insert_once(connection: Connection, seeded: Seeded) -> tuple[float, float]:
     """One producer's transaction: an event, its delivery and an attempt; ``(start, ms)``."""
-    from webhooks.ids import new_id
+    from webhooks.core.ids import new_id
 
     params = {
         "e": new_id("evt"),
@@ -330,7 +330,7 @@ def insert_loop(seeded: Seeded, ready: EventType, stop: EventType, out: PipeEnd)
     caches, the foreign keys' plans; not timed) are frozen out of the collector: a full
     collection over the imported libraries took 30 ms on a quiet machine.
     """
-    from webhooks.db import get_engine
+    from webhooks.core.db import get_engine
 
     samples: list[tuple[float, float]] = []
     with get_engine().connect() as connection:
@@ -385,7 +385,7 @@ def measure_purge(bench: Bench, seeded: Seeded, alone_seconds: float = ALONE_SEC
     latencies then, in the same run on the same machine, are what those during the purge
     compare to, so the machine's own noise and the purge's doing can be told apart.
     """
-    from webhooks.retention import purge
+    from webhooks.history.retention import purge
 
     checkpoints = "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
     checkpoints_before = bench.scalar(checkpoints)
@@ -437,7 +437,7 @@ def add_purge_figures(bench: Bench, run: PurgeRun) -> None:
 
 
 def run(bench: Bench) -> None:
-    from webhooks.db import get_engine
+    from webhooks.core.db import get_engine
 
     quick = bench.options.quick
     deliveries, attempts = (5_000, 16_000) if quick else (300_000, 1_000_000)

@@ -16,7 +16,7 @@ from bench.names import NAIVE_QUEUE
 from bench.pools import BASELINE_APP, ENGINE_APP, Worker
 from bench.scenarios.common import drain, enqueue, latencies_ms, publish_baseline, send_paced
 from bench.stats import Figure, Target, percentile
-from webhooks.broker import DELIVERIES_QUEUE
+from webhooks.broker.publishing import DELIVERIES_QUEUE
 
 WARMUP = 20
 

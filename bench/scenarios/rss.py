@@ -16,7 +16,7 @@ from bench.context import Bench
 from bench.pools import ENGINE_APP
 from bench.scenarios.common import enqueue
 from bench.stats import Figure, Target
-from webhooks.broker import DELIVERIES_QUEUE
+from webhooks.broker.publishing import DELIVERIES_QUEUE
 
 BACKLOG = 2_000
 BATCH = 50

@@ -23,7 +23,7 @@ KINDS = ("noop", "engine", "naive")
 
 def plain(bench: Bench, targets: list[fixtures.Target], count: int) -> float | None:
     """Baseline (3): the harness POSTs and records ``count`` deliveries back to back."""
-    from webhooks.config import get_settings
+    from webhooks.core.config import get_settings
 
     bench.truncate_history()
     bench.receiver.reset()

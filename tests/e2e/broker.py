@@ -68,7 +68,7 @@ def queued(url: str, queue: str) -> list[tuple[str, list[object]]]:
 @contextmanager
 def environment(**variables: str) -> Iterator[None]:
     """Run with these environment variables, the settings read anew on entry and exit."""
-    from webhooks.config import get_settings
+    from webhooks.core.config import get_settings
 
     saved = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)

@@ -24,12 +24,13 @@ from tests.e2e import dead_letters
 from tests.e2e.broker import environment, exclusive_redis_db, flush, queued
 from tests.processes import Worker
 from tests.services import wait_until
-from webhooks import broker, enqueue_event
-from webhooks.db import new_session
-from webhooks.ingest import ingest
+from webhooks import enqueue_event
+from webhooks.admin.tenants import create_tenant
+from webhooks.broker import publishing as broker
+from webhooks.core.db import new_session
+from webhooks.delivery.sweeper import sweep
+from webhooks.ingest.enqueue import ingest
 from webhooks.models import Attempt, Delivery, Endpoint, Tenant
-from webhooks.sweeper import sweep
-from webhooks.tenants import create_tenant
 
 pytestmark = pytest.mark.e2e
 

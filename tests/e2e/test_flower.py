@@ -23,9 +23,9 @@ from tests.e2e.broker import environment, exclusive_redis_db
 from tests.processes import Process, Worker
 from tests.services import free_port, wait_until
 from webhooks import enqueue_event
-from webhooks.db import new_session
+from webhooks.admin.tenants import create_tenant
+from webhooks.core.db import new_session
 from webhooks.models import Delivery, Endpoint
-from webhooks.tenants import create_tenant
 
 pytestmark = pytest.mark.e2e
 

@@ -29,11 +29,12 @@ from tests.e2e import test_delivery_e2e as on_redis
 from tests.e2e.broker import environment
 from tests.e2e.test_delivery_e2e import SECRET, Received, attempts, wait_for_status
 from tests.processes import Worker
-from webhooks import enqueue_event, metrics, readiness
-from webhooks.broker import DEAD_LETTER_QUEUE, DELIVERIES_QUEUE, RETRIES_QUEUE
-from webhooks.db import new_session
+from webhooks import enqueue_event
+from webhooks.admin.tenants import create_tenant
+from webhooks.broker.publishing import DEAD_LETTER_QUEUE, DELIVERIES_QUEUE, RETRIES_QUEUE
+from webhooks.core.db import new_session
 from webhooks.models import Delivery, Endpoint
-from webhooks.tenants import create_tenant
+from webhooks.ops import metrics, readiness
 
 pytestmark = pytest.mark.e2e
 

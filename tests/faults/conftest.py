@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from tests.e2e.broker import environment, exclusive_redis_db, flush
 from tests.faults.harness import FIGURES, Receiver
+from webhooks.admin.tenants import create_tenant
 from webhooks.models import Tenant
-from webhooks.tenants import create_tenant
 
 
 @pytest.fixture(scope="module")

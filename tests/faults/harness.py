@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from tests.processes import Process, Worker
 from tests.services import free_port, wait_until
-from webhooks.db import new_session
+from webhooks.core.db import new_session
 from webhooks.models import Attempt, Delivery, Endpoint, Tenant
 
 LAUNCHER = "tests.faults.launch"

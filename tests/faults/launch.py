@@ -27,7 +27,7 @@ def main() -> None:
     # As ``celery`` itself does: gevent must patch before anything opens a socket.
     maybe_patch_concurrency(sys.argv)
 
-    from webhooks import delivery
+    from webhooks.delivery import engine as delivery
 
     claim = _seconds("FAULTS_CLAIM_SECONDS")
     if claim is not None:

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.faults.harness import Receiver, report, start_api
-from webhooks.db import new_session
+from webhooks.admin.tokens import create_token
+from webhooks.core.db import new_session
 from webhooks.models import Delivery, Event, Tenant
-from webhooks.tokens import create_token
 
 pytestmark = pytest.mark.e2e
 

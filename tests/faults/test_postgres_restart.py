@@ -30,11 +30,12 @@ from tests.faults.harness import (
     stopwatch,
 )
 from tests.services import ThrowawayPostgres, wait_until
-from webhooks import WebhooksError, enqueue_event, migrate
-from webhooks.db import engine_for, new_session
-from webhooks.errors import DatabaseUnavailable
-from webhooks.tenants import create_tenant
-from webhooks.tokens import create_token
+from webhooks import WebhooksError, enqueue_event
+from webhooks.admin.tenants import create_tenant
+from webhooks.admin.tokens import create_token
+from webhooks.core.db import engine_for, new_session
+from webhooks.core.errors import DatabaseUnavailable
+from webhooks.ops import migrate
 
 pytestmark = pytest.mark.e2e
 

@@ -33,10 +33,13 @@ from tests.faults.harness import (
     stopwatch,
 )
 from tests.services import wait_until
-from webhooks import broker, delivery, enqueue_event
-from webhooks.db import new_session
+from webhooks import enqueue_event
+from webhooks.broker import publishing as broker
+from webhooks.core.db import new_session
+from webhooks.delivery import engine as delivery
 from webhooks.models import Delivery, Tenant
-from webhooks.transport import MAX_BODY_BYTES, Outcome
+from webhooks.outbound.http import MAX_BODY_BYTES
+from webhooks.outbound.outcome import Outcome
 
 pytestmark = pytest.mark.e2e
 

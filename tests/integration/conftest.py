@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from api import create_app
 from tests.api_client import Caller
+from webhooks.admin.tenants import create_tenant
+from webhooks.admin.tokens import create_token
 from webhooks.models import Tenant
-from webhooks.tenants import create_tenant
-from webhooks.tokens import create_token
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from webhooks import clock
-from webhooks.ids import ulid
+from webhooks.core import clock
+from webhooks.core.ids import ulid
 from webhooks.models import Attempt, Delivery, Endpoint, Event, Tenant
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

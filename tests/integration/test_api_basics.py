@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.api_client import Caller, fields_of, problem
+from webhooks.admin.tokens import revoke
 from webhooks.models import ApiToken, Tenant
-from webhooks.tokens import revoke
 
 ALL_PATHS = {
     "/healthz",

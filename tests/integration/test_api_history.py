@@ -16,13 +16,15 @@ from sqlalchemy.orm import Session
 
 from tests.api_client import Caller, fields_of, problem
 from tests.integration.history_fixtures import make_attempt, make_delivery, make_endpoint
-from webhooks import broker, clock, redelivery
-from webhooks.broker import DeliveryRef
-from webhooks.clock import rfc3339
-from webhooks.db import new_session
-from webhooks.delivery import process
+from webhooks.broker import publishing as broker
+from webhooks.broker.publishing import DeliveryRef
+from webhooks.core import clock
+from webhooks.core.clock import rfc3339
+from webhooks.core.db import new_session
+from webhooks.delivery import redelivery
+from webhooks.delivery.engine import process
 from webhooks.models import Attempt, Delivery, Endpoint, Tenant
-from webhooks.transport import default_transport
+from webhooks.outbound.http import default_transport
 
 BASE = "/v1/tenants/acme"
 

@@ -4,9 +4,9 @@ import json
 
 from click.testing import CliRunner
 
-from webhooks.cli import main
-from webhooks.db import new_session
-from webhooks.tokens import authenticate
+from webhooks.admin.tokens import authenticate
+from webhooks.core.db import new_session
+from webhooks.ops.cli import main
 
 
 def test_tenants_create_prints_json(clean_db: None) -> None:

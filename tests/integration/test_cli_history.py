@@ -10,12 +10,13 @@ from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
 from tests.integration.history_fixtures import make_delivery, make_endpoint
-from webhooks import broker, clock
-from webhooks.broker import DeliveryRef
-from webhooks.cli import main
-from webhooks.clock import rfc3339
-from webhooks.db import new_session
+from webhooks.broker import publishing as broker
+from webhooks.broker.publishing import DeliveryRef
+from webhooks.core import clock
+from webhooks.core.clock import rfc3339
+from webhooks.core.db import new_session
 from webhooks.models import Delivery, Tenant
+from webhooks.ops.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from tests.api_client import Caller
 from tests.integration.history_fixtures import make_delivery, make_endpoint
-from webhooks import broker, clock
-from webhooks.broker import DeliveryRef
-from webhooks.delivery import process
+from webhooks.broker import publishing as broker
+from webhooks.broker.publishing import DeliveryRef
+from webhooks.core import clock
+from webhooks.delivery.engine import process
 from webhooks.models import Endpoint, Tenant
-from webhooks.transport import default_transport
+from webhooks.outbound.http import default_transport
 
 BASE = "/v1/tenants/acme"
 

@@ -12,14 +12,15 @@ from sqlalchemy.orm import Session
 
 from tests.e2e.broker import environment
 from tests.services import free_port
-from webhooks import broker, enqueue_event
-from webhooks.broker import DeliveryRef
-from webhooks.db import get_engine, new_session
-from webhooks.errors import DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge
-from webhooks.event_types import create_event_type
-from webhooks.ingest import ingest
+from webhooks import enqueue_event
+from webhooks.broker import publishing as broker
+from webhooks.broker.publishing import DeliveryRef
+from webhooks.core.db import get_engine, new_session
+from webhooks.core.errors import DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge
+from webhooks.delivery.state import release_waiting
+from webhooks.ingest.enqueue import ingest
+from webhooks.ingest.event_types import create_event_type
 from webhooks.models import Delivery, Endpoint, Event, Tenant
-from webhooks.sweeper import release_waiting
 
 
 @pytest.fixture
@@ -291,7 +292,7 @@ def test_producer_timestamp_is_kept(tenant: Tenant, published: list[DeliveryRef]
 
 @pytest.fixture
 def dead_database() -> Iterator[None]:
-    from webhooks.config import get_settings
+    from webhooks.core.config import get_settings
 
     url = get_settings().database_url.rsplit("@", 1)[0] + f"@127.0.0.1:{free_port()}/nothing"
     with environment(WEBHOOKS_DATABASE_URL=url):

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from tests.e2e.broker import environment, exclusive_redis_db, queued
 from tests.services import free_port
 from webhooks import enqueue_event
-from webhooks.cli import main
-from webhooks.db import new_session
+from webhooks.core.db import new_session
+from webhooks.delivery.sweeper import sweep
 from webhooks.models import Delivery, Endpoint, Tenant
-from webhooks.sweeper import sweep
+from webhooks.ops.cli import main
 
 
 @pytest.fixture

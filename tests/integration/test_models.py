@@ -7,8 +7,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from webhooks.admin.tenants import create_tenant
 from webhooks.models import Delivery, Endpoint, Event
-from webhooks.tenants import create_tenant
 
 
 def _endpoint(session: Session, tenant_id: str, **fields: object) -> Endpoint:

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.e2e.broker import environment, exclusive_redis_db
-from webhooks.config import get_settings
-from webhooks.ingest import ingest
-from webhooks.logs import REDACTED, configure_logging
+from webhooks.admin.tenants import create_tenant
+from webhooks.core.config import get_settings
+from webhooks.core.logs import REDACTED, configure_logging
+from webhooks.ingest.enqueue import ingest
 from webhooks.models import Delivery, Endpoint
-from webhooks.tenants import create_tenant
 from workers.tasks import deliver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.e2e.broker import environment, exclusive_redis_db, queued
-from webhooks import metrics
-from webhooks.ingest import ingest
+from webhooks.admin.tenants import create_tenant
+from webhooks.ingest.enqueue import ingest
 from webhooks.models import Delivery, Endpoint, Tenant
-from webhooks.tenants import create_tenant
+from webhooks.ops import metrics
 from workers.tasks import deliver
 
 
@@ -112,7 +112,7 @@ def test_event_ingested_counts_events_and_their_deliveries(client: FlaskClient) 
 
 
 def test_status_classes() -> None:
-    from webhooks.transport import Outcome
+    from webhooks.outbound.outcome import Outcome
 
     assert metrics.status_class(Outcome(204, {}, b"", None, 5)) == "2xx"
     assert metrics.status_class(Outcome(307, {}, b"", "redirect", 5)) == "redirect"

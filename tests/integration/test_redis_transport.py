@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from webhooks.broker import celery_app
-from webhooks.redis_transport import Channel
+from webhooks.broker.publishing import celery_app
+from webhooks.broker.redis_transport import Channel
 
 
 def test_a_channel_shares_one_client_until_its_pool_is_replaced() -> None:

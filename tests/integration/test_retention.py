@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.integration.history_fixtures import make_attempt, make_delivery, make_endpoint
-from webhooks import clock
-from webhooks.cli import main
-from webhooks.db import get_engine, new_session
+from webhooks.core import clock
+from webhooks.core.db import get_engine, new_session
+from webhooks.history.retention import _without_flush_wait, purge
 from webhooks.models import Attempt, Delivery, Event, Tenant
-from webhooks.retention import _without_flush_wait, purge
+from webhooks.ops.cli import main
 
 
 def counts() -> tuple[int, int, int]:

@@ -18,14 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import create_app
-from webhooks.db import new_session
-from webhooks.endpoints import create_endpoint
-from webhooks.event_types import create_event_type
-from webhooks.ingest import ingest
+from webhooks.admin.endpoints import create_endpoint
+from webhooks.admin.tenants import create_tenant
+from webhooks.admin.tokens import create_token
+from webhooks.core.db import new_session
+from webhooks.ingest.enqueue import ingest
+from webhooks.ingest.event_types import create_event_type
 from webhooks.models import ApiToken, Delivery, Endpoint, Event, EventType, Tenant
-from webhooks.tenants import create_tenant
-from webhooks.tokens import create_token
-from webhooks.transport import default_transport
+from webhooks.outbound.http import default_transport
 
 schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app({"TESTING": True}))
 

@@ -22,7 +22,7 @@ from tests.e2e import dead_letters
 from tests.e2e.broker import environment, exclusive_redis_db
 from tests.processes import Worker
 from tests.recipes.recipe import Caller, ForwardProxy
-from webhooks.tokens import create_token
+from webhooks.admin.tokens import create_token
 
 
 @pytest.fixture(scope="session")

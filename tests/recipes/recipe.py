@@ -36,7 +36,7 @@ from werkzeug import Request, Response
 from api.schemas import AttemptSchema
 from tests.api_client import Caller
 from tests.services import wait_until
-from webhooks.db import new_session
+from webhooks.core.db import new_session
 from webhooks.models import Attempt
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "recipes"

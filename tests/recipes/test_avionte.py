@@ -30,7 +30,7 @@ from tests.recipes.recipe import (
     verify_standard,
 )
 from tests.services import wait_until
-from webhooks.retry import next_delay
+from webhooks.delivery.retry import next_delay
 
 pytestmark = pytest.mark.e2e
 

@@ -24,9 +24,9 @@ from tests.recipes.recipe import (
     verify_standard,
 )
 from tests.services import wait_until
-from webhooks import ssrf
-from webhooks.errors import TargetRefused
-from webhooks.retry import next_delay
+from webhooks.core.errors import TargetRefused
+from webhooks.delivery.retry import next_delay
+from webhooks.outbound import ssrf
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from webhooks.config import load_settings
-from webhooks.errors import ConfigurationError
+from webhooks.core.config import load_settings
+from webhooks.core.errors import ConfigurationError
 
 
 def test_embedded_defaults_need_no_server(tmp_path: Path) -> None:

@@ -13,12 +13,13 @@ import pytest
 import requests
 import responses
 
-from webhooks.broker import MAX_COUNTDOWN, DeliveryRef
-from webhooks.delivery import Job, Next, next_step
+from webhooks.broker.publishing import MAX_COUNTDOWN, DeliveryRef
+from webhooks.delivery.engine import Job, Next, next_step
+from webhooks.delivery.retry import MAX_RETRY_AFTER
 from webhooks.models import Endpoint
-from webhooks.retry import MAX_RETRY_AFTER
-from webhooks.ssrf import TargetPolicy
-from webhooks.transport import Outcome, Transport
+from webhooks.outbound.http import Transport
+from webhooks.outbound.outcome import Outcome
+from webhooks.outbound.ssrf import TargetPolicy
 
 URL = "https://receiver.example/hook"
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

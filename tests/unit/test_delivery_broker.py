@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from webhooks import broker
-from webhooks.broker import DeliveryRef, celery_config
-from webhooks.dead_letter import load_handler
-from webhooks.errors import ConfigurationError
+from webhooks.broker import publishing as broker
+from webhooks.broker.publishing import DeliveryRef, celery_config
+from webhooks.core.errors import ConfigurationError
+from webhooks.delivery.dead_letter import load_handler
 
 
 def test_queues_and_routes() -> None:

@@ -15,16 +15,18 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tests.e2e.broker import environment
-from webhooks import broker, clock, dead_letter, sweeper
-from webhooks.broker import DeliveryRef
-from webhooks.db import new_session
-from webhooks.delivery import Next, process
-from webhooks.ingest import ingest
+from webhooks.admin.tenants import create_tenant
+from webhooks.broker import publishing as broker
+from webhooks.broker.publishing import DeliveryRef
+from webhooks.core import clock
+from webhooks.core.db import new_session
+from webhooks.delivery import dead_letter, sweeper
+from webhooks.delivery.engine import Next, process
+from webhooks.delivery.state import release_waiting
+from webhooks.ingest.enqueue import ingest
 from webhooks.models import Attempt, Delivery, Endpoint, Tenant
-from webhooks.ssrf import TargetPolicy
-from webhooks.sweeper import release_waiting
-from webhooks.tenants import create_tenant
-from webhooks.transport import Transport
+from webhooks.outbound.http import Transport
+from webhooks.outbound.ssrf import TargetPolicy
 
 URL = "https://receiver.example/hook"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

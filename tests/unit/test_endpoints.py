@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from webhooks import endpoints
-from webhooks.errors import InvalidInput
+from webhooks.admin import endpoints
+from webhooks.core.errors import InvalidInput
 from webhooks.models import Endpoint
-from webhooks.ping import describe
-from webhooks.transport import Outcome
+from webhooks.outbound.outcome import Outcome
+from webhooks.outbound.ping import describe
 
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

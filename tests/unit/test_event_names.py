@@ -2,8 +2,8 @@
 
 import pytest
 
-from webhooks.errors import InvalidInput
-from webhooks.event_names import matches, validate_filters, validate_name
+from webhooks.core.errors import InvalidInput
+from webhooks.ingest.event_names import matches, validate_filters, validate_name
 
 
 @pytest.mark.parametrize(

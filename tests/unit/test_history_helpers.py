@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from webhooks.history_queries import id_floor
-from webhooks.ids import ulid
-from webhooks.stats import percentile
+from webhooks.core.ids import ulid
+from webhooks.history.queries import id_floor
+from webhooks.history.stats import percentile
 
 
 def test_id_floor_sorts_before_every_id_of_that_millisecond_and_after_earlier_ones() -> None:

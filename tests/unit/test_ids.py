@@ -1,6 +1,6 @@
 """Ids sort by creation time, which keyset pagination relies on."""
 
-from webhooks.ids import new_id, ulid
+from webhooks.core.ids import new_id, ulid
 
 
 def test_ulids_sort_by_time_and_are_unique() -> None:

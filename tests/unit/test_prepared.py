@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhooks.prepared import PreparedStatement
+from webhooks.core.prepared import PreparedStatement
 
 
 def test_parameters_become_positions_in_declared_order() -> None:

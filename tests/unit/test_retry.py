@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from webhooks.retry import (
+from webhooks.delivery.retry import (
     DEFAULT_SCHEDULE,
     MAX_RETRY_AFTER,
     next_delay,

@@ -10,7 +10,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from webhooks.signing import (
+from webhooks.outbound.signing import (
     generate_secret,
     hex_signature,
     secret_key,
@@ -124,7 +124,7 @@ def test_no_secret_is_an_error() -> None:
 def test_active_secrets_keep_the_previous_one_until_it_expires() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from webhooks.signing import active_secrets
+    from webhooks.outbound.signing import active_secrets
 
     at = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
     assert active_secrets("new", "old", at + timedelta(seconds=1), at) == ["new", "old"]

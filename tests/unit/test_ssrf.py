@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from webhooks import ssrf
-from webhooks.config import Settings
-from webhooks.errors import InvalidInput, TargetRefused
-from webhooks.ssrf import TargetPolicy, check_target, check_url, refusal_reason, resolve
+from webhooks.core.config import Settings
+from webhooks.core.errors import InvalidInput, TargetRefused
+from webhooks.outbound import ssrf
+from webhooks.outbound.ssrf import TargetPolicy, check_target, check_url, refusal_reason, resolve
 
 STRICT = TargetPolicy()
 HTTP = TargetPolicy(allow_http=True)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from webhooks.errors import InvalidInput
-from webhooks.template import (
+from webhooks.core.errors import InvalidInput
+from webhooks.outbound.template import (
     MAX_TEMPLATE_LENGTH,
     is_json_content_type,
     render,

@@ -20,8 +20,9 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
-from webhooks.ssrf import TargetPolicy
-from webhooks.transport import MAX_BODY_BYTES, Outcome, Transport
+from webhooks.outbound.http import MAX_BODY_BYTES, Transport
+from webhooks.outbound.outcome import Outcome
+from webhooks.outbound.ssrf import TargetPolicy
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webhooks.ids import new_id
+from webhooks.core.ids import new_id
 from webhooks.models.base import Base
 
 #: An attempt without a 2xx in time: an error, no response, or another status.

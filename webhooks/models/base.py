@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from webhooks import crypto
+from webhooks.core import crypto
 
 #: JSON everywhere, JSONB on Postgres (indexable, compact, validated on write).
 JSONType = JSON().with_variant(JSONB(), "postgresql")

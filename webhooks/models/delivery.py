@@ -10,8 +10,8 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webhooks.clock import now
-from webhooks.ids import new_id
+from webhooks.core.clock import now
+from webhooks.core.ids import new_id
 from webhooks.models.base import Base
 
 

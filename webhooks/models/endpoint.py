@@ -6,10 +6,10 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webhooks import signing
-from webhooks.clock import now
-from webhooks.ids import new_id
+from webhooks.core.clock import now
+from webhooks.core.ids import new_id
 from webhooks.models.base import Base, EncryptedText
+from webhooks.outbound import signing
 
 
 class Endpoint(Base):

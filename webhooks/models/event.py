@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webhooks.clock import now
-from webhooks.ids import new_id
+from webhooks.core.clock import now
+from webhooks.core.ids import new_id
 from webhooks.models.base import Base
 
 

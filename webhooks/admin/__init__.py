@@ -1,0 +1,1 @@
+"""Managing tenants, endpoints and API tokens."""

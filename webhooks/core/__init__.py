@@ -1,0 +1,2 @@
+"""What every other package stands on: configuration, the database, ids, clocks, errors,
+encryption and logging."""

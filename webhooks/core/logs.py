@@ -1,0 +1,146 @@
+"""Logging for every process (API, worker, beat, CLI): text for people, JSON for machines.
+
+``WEBHOOKS_LOG_FORMAT=json`` writes one JSON object per line to stderr, with the record's
+``extra`` fields (``event_id``, ``delivery_id``, ``endpoint_id``, ``status``, ``duration_ms``,
+``error``...) as top-level keys, which is what log shippers index. ``text`` (the default) is
+one readable line with the same extras appended as ``key=value``.
+
+A redaction filter runs on every record as defence in depth: the engine never logs header
+values, but should a ``webhook-signature``, a ``whsec_`` secret or an API key header value
+reach a message or an extra field one day, it is masked before any handler sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from webhooks.core.config import Settings
+
+REDACTED = "[redacted]"
+
+#: Attributes every LogRecord has; anything else on a record came from ``extra``.
+_STANDARD = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "taskName"}
+)
+
+#: Extras whose value is secret whatever it looks like.
+_SECRET_KEYS = re.compile(
+    r"(^|_)(secret|signature|api_?key|authorization|password|token)$", re.IGNORECASE
+)
+
+#: Secret-looking values inside free text.
+_SECRET_TEXT = (
+    # Bearer tokens (first: the header rule below would mask only the word "Bearer").
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer " + REDACTED),
+    # Standard Webhooks signatures (``v1,<base64>``), one or several.
+    (re.compile(r"\bv1,[A-Za-z0-9+/=]{20,}"), "v1," + REDACTED),
+    # Signing secrets.
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+"), "whsec_" + REDACTED),
+    # ``Header: value`` or ``'header': 'value'`` for secret-bearing header names.
+    (
+        re.compile(
+            r"""(?P<key>["']?(?:webhook-signature|x-[\w-]*signature|[\w-]*api[_-]?key|"""
+            r"""authorization)["']?\s*[:=]\s*)(?P<quote>["']?)(?!Bearer )[^"',}\s]+""",
+            re.IGNORECASE,
+        ),
+        r"\g<key>\g<quote>" + REDACTED,
+    ),
+)
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactionFilter(logging.Filter):
+    """Masks secrets in the message, its arguments and its extra fields, in place."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        for key, value in list(vars(record).items()):
+            if key in _STANDARD:
+                continue
+            if _SECRET_KEYS.search(key) and value is not None:
+                setattr(record, key, REDACTED)
+            elif isinstance(value, str):
+                setattr(record, key, redact_text(value))
+        return True
+
+
+def extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a caller passed as ``extra``."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, extras, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        for key, value in extras(record).items():
+            entry.setdefault(key, value)
+        if record.exc_info:
+            entry["exception"] = redact_text(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``time level [logger] message key=value...``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s [%(name)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        message = record.getMessage()
+        # Fields the message already spells out (``status=200``) are not repeated.
+        fields = {k: v for k, v in extras(record).items() if f"{k}=" not in message}
+        if not fields:
+            return line
+        head, sep, tail = line.partition("\n")  # keep a traceback below the fields
+        suffix = " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"{head} {suffix}{sep}{tail}"
+
+
+_HANDLER_MARK = "_webhooks_handler"
+
+
+def configure_logging(
+    settings: Settings, level: int | str = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """Send every logger's records through one stderr handler in the configured format.
+
+    Safe to call more than once (an app factory called per test): the handler is replaced,
+    not added again. Handlers other code installed on the root logger are left alone.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(RedactionFilter())
+    setattr(handler, _HANDLER_MARK, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(level)

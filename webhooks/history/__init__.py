@@ -1,0 +1,1 @@
+"""The execution history: writing attempts, reading them, stats, retention and pagination."""

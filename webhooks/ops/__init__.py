@@ -1,0 +1,1 @@
+"""Operating the service: metrics, readiness, migrations, the command line and the dev stack."""

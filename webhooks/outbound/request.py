@@ -1,0 +1,71 @@
+"""What a receiver gets: the body and headers of one request (contract §6).
+
+The same function builds deliveries and PINGs, so a receiver that verifies a PING verifies
+every later delivery the same way.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from webhooks import __version__
+from webhooks.core.clock import rfc3339
+from webhooks.models import Endpoint
+from webhooks.outbound import signing, template
+
+USER_AGENT = f"webhooks/{__version__}"
+REDACTED = "[redacted]"
+PING_TYPE = "ping"
+
+
+@dataclass(frozen=True)
+class OutgoingRequest:
+    """One request, ready to send: the exact bytes that are signed are the bytes sent."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def envelope(event_id: str, event_type: str, timestamp: datetime, data: Any) -> dict[str, Any]:
+    """The default body, and what template placeholders resolve against."""
+    return {"id": event_id, "type": event_type, "timestamp": rfc3339(timestamp), "data": data}
+
+
+def render_body(endpoint: Endpoint, body: Mapping[str, Any]) -> bytes:
+    """The envelope as compact UTF-8 JSON, or rendered through the endpoint's template."""
+    if endpoint.template is None:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return template.render(endpoint.template, body, content_type=endpoint.content_type)
+
+
+def build_request(endpoint: Endpoint, body: Mapping[str, Any], *, at: datetime) -> OutgoingRequest:
+    """The signed request for ``body`` (an :func:`envelope`) to ``endpoint`` at time ``at``.
+
+    Custom headers come after ``User-Agent`` (a receiver may want its own) but before the
+    signature headers, which nothing may override.
+    """
+    payload = render_body(endpoint, body)
+    secrets = endpoint.signing_secrets(at)
+    headers = {"Content-Type": endpoint.content_type, "User-Agent": USER_AGENT}
+    headers.update(endpoint.headers)
+    if endpoint.api_key_header and endpoint.api_key:
+        headers[endpoint.api_key_header] = endpoint.api_key
+    if endpoint.signature_header:
+        headers[endpoint.signature_header] = signing.hex_signature(secrets[0], payload)
+    headers.update(signing.signature_headers(body["id"], int(at.timestamp()), payload, secrets))
+    return OutgoingRequest(url=endpoint.url, headers=headers, body=payload)
+
+
+def redacted_headers(request: OutgoingRequest, endpoint: Endpoint) -> dict[str, str]:
+    """The request's headers as history keeps them: signatures and the API key hidden."""
+    hidden = {"webhook-signature"}
+    for name in (endpoint.signature_header, endpoint.api_key_header):
+        if name:
+            hidden.add(name.lower())
+    return {
+        name: REDACTED if name.lower() in hidden else value
+        for name, value in request.headers.items()
+    }
