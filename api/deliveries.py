@@ -15,7 +15,7 @@ from marshmallow import fields, validate
 from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
-from api.fields import anchored
+from api.fields import Text, anchored
 from api.pagination import PageArgs, page_of, paginate
 from api.schemas import AttemptSchema, DeliverySchema
 from api.windows import WindowArgs, window
@@ -47,6 +47,7 @@ class DeliveryListArgs(WindowArgs):
     endpoint_id = _object_id("Only deliveries to this endpoint")
     event_id = _object_id("Only deliveries of this event")
     status = fields.String(validate=validate.OneOf([status.value for status in DeliveryStatus]))
+    event_type = Text(metadata={"description": "Only deliveries of events of this type"})
 
 
 @blp.route("")
@@ -61,6 +62,7 @@ class Deliveries(MethodView):
             endpoint_id=args.get("endpoint_id"),
             event_id=args.get("event_id"),
             status=args.get("status"),
+            event_type=args.get("event_type"),
             window=window(args),
         )
         return paginate(query, Delivery.id, args)

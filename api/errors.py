@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from webhooks.core.db import is_unreachable
 from webhooks.core.errors import (
+    AccessDenied,
     Conflict,
     DatabaseUnavailable,
     InvalidInput,
@@ -36,6 +37,7 @@ PROBLEM_JSON = "application/problem+json"
 #: The status each library error answers with (Flask picks the closest class).
 LIBRARY_ERRORS: Mapping[type[WebhooksError], int] = {
     NotFound: 404,
+    AccessDenied: 403,
     Conflict: 409,
     InvalidInput: 422,
     PayloadTooLarge: 413,
