@@ -53,7 +53,8 @@ class FormField:
             try:
                 numbers = [int(part) for part in raw.replace(",", " ").split()]
             except ValueError:
-                raise InvalidInput("must be whole numbers", field=self.name) from None
+                plural = "whole numbers" if self.kind == "integers" else "a whole number"
+                raise InvalidInput(f"must be {plural}", field=self.name) from None
             return numbers if self.kind == "integers" else numbers[0]
         return raw
 
