@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from api.console.filters import timestamp
 from webhooks.history.series import Bucket
@@ -31,15 +32,27 @@ class Bar:
 
 
 @dataclass(frozen=True)
+class Line:
+    """A named series: its points, drawn joined and each as a dot (a lone point shows too)."""
+
+    name: str
+    points: tuple[tuple[float, float], ...]
+
+    @property
+    def svg_points(self) -> str:
+        return " ".join(f"{x},{y}" for x, y in self.points)
+
+
+@dataclass(frozen=True)
 class Chart:
-    """One chart's drawing: bars, or named polylines (``points`` as SVG wants them)."""
+    """One chart's drawing: bars, or lines; ``start`` and ``end`` label the time axis."""
 
     title: str
     scale: str
+    start: str
+    end: str
     bars: tuple[Bar, ...] = ()
-    lines: tuple[tuple[str, str], ...] = ()
-    start: str = ""
-    end: str = ""
+    lines: tuple[Line, ...] = ()
 
 
 def _y(value: float, top: float) -> float:
@@ -48,16 +61,21 @@ def _y(value: float, top: float) -> float:
     return round(HEIGHT - (value / top if top else 0) * plot, 1)
 
 
-def _points(buckets: Sequence[Bucket], value: Callable[[Bucket], float | None], top: float) -> str:
+def _line(
+    name: str, buckets: Sequence[Bucket], value: Callable[[Bucket], float | None], top: float
+) -> Line:
     step = WIDTH / len(buckets)
-    return " ".join(
-        f"{round(step * (index + 0.5), 1)},{_y(measured, top)}"
-        for index, bucket in enumerate(buckets)
-        if (measured := value(bucket)) is not None
+    return Line(
+        name,
+        tuple(
+            (round(step * (index + 0.5), 1), _y(measured, top))
+            for index, bucket in enumerate(buckets)
+            if (measured := value(bucket)) is not None
+        ),
     )
 
 
-def _attempts(buckets: Sequence[Bucket]) -> Chart:
+def _attempts(buckets: Sequence[Bucket], start: str, end: str) -> Chart:
     top = max((bucket.attempts for bucket in buckets), default=0) or 1
     step = WIDTH / len(buckets)
     bars = []
@@ -76,30 +94,33 @@ def _attempts(buckets: Sequence[Bucket]) -> Chart:
                 f" {bucket.failed} failed",
             )
         )
-    return Chart("Attempts (succeeded / failed)", f"max {top}", bars=tuple(bars))
+    return Chart("Attempts (succeeded / failed)", f"max {top}", start, end, bars=tuple(bars))
 
 
-def charts(buckets: Sequence[Bucket]) -> list[Chart]:
-    """The attempts, success-rate and latency charts of one span."""
+def charts(buckets: Sequence[Bucket], end: datetime) -> list[Chart]:
+    """The attempts, success-rate and latency charts of buckets ending at ``end``."""
     if not buckets:
         return []
+    start, until = timestamp(buckets[0].start), timestamp(end)
     p95s = [bucket.latency_ms.p95 for bucket in buckets if bucket.latency_ms.p95 is not None]
     slowest = max(p95s, default=0.0) or 1.0
-    drawn = [
-        _attempts(buckets),
+    return [
+        _attempts(buckets, start, until),
         Chart(
             "Success rate",
             "100%",
-            lines=(("rate", _points(buckets, lambda b: b.success_rate, 1.0)),),
+            start,
+            until,
+            lines=(_line("rate", buckets, lambda b: b.success_rate, 1.0),),
         ),
         Chart(
             "Latency p50 / p95",
             f"{slowest:.0f} ms",
+            start,
+            until,
             lines=(
-                ("p50", _points(buckets, lambda b: b.latency_ms.p50, slowest)),
-                ("p95", _points(buckets, lambda b: b.latency_ms.p95, slowest)),
+                _line("p50", buckets, lambda b: b.latency_ms.p50, slowest),
+                _line("p95", buckets, lambda b: b.latency_ms.p95, slowest),
             ),
         ),
     ]
-    start, end = timestamp(buckets[0].start), timestamp(buckets[-1].start)
-    return [Chart(c.title, c.scale, c.bars, c.lines, start=start, end=end) for c in drawn]

@@ -79,6 +79,7 @@ def _endpoint_page(
 ) -> ResponseReturnValue:
     span = request.args.get("span", "24h")
     span = span if span in SPANS else "24h"
+    until = now()
     history = None
     if principal().may("events:read"):
         args = page_args(RunHistoryArgs)
@@ -94,7 +95,7 @@ def _endpoint_page(
         stats=endpoint_stats(db.session(), endpoint.id),
         span=span,
         spans=list(SPANS),
-        charts=charts(attempt_series(db.session(), endpoint.id, span)),
+        charts=charts(attempt_series(db.session(), endpoint.id, span, until=until), until),
         history=history,
         ping=ping,
         secret=secret,

@@ -109,6 +109,9 @@ def test_a_wrong_token_or_a_missing_signin_csrf_token_signs_nobody_in(client: Fl
 def test_a_form_posted_without_its_csrf_token_is_refused(
     writer: Console, endpoint: Endpoint, session: Session
 ) -> None:
+    page = text(writer.get(f"/console/t/acme/endpoints/{endpoint.id}"))
+    forms = page.count("<form")
+    assert forms >= 6 and page.count(f'name="csrf_token" value="{writer.csrf}"') == forms
     path = f"/console/t/acme/endpoints/{endpoint.id}/enabled"
     assert writer.post(path, csrf=False, enabled="0").status_code == 403
     assert writer.post(path, csrf=True, csrf_token="forged", enabled="0").status_code == 403
