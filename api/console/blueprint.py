@@ -38,7 +38,7 @@ SIGNIN_COOKIE = "webhooks_console_signin"
 CSRF_FIELD = "csrf_token"
 
 #: Views reachable without a session.
-PUBLIC_VIEWS = frozenset({"console.signin", "console.portal", "console.static"})
+PUBLIC_VIEWS = frozenset({"console.signin", "console.portal"})
 
 
 def set_cookie(response: Response, name: str, value: str, lifetime: timedelta) -> None:
@@ -80,6 +80,8 @@ def tenant_for(ref: str, scope: str | None) -> Tenant:
 
 @bp.before_request
 def _load_session() -> Response | None:
+    if request.endpoint == "console.static":
+        return None  # the stylesheet: no session needed, no query made
     key = request.cookies.get(SESSION_COOKIE)
     g.console_session = None if not key else console_sessions.current(db.session(), key)
     if request.endpoint in PUBLIC_VIEWS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import timedelta
 
 from flask import make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -29,7 +30,7 @@ from webhooks.core.errors import Unauthenticated
 from webhooks.models import Tenant
 
 #: How long the sign-in form may stay open before it must be reloaded.
-SIGNIN_FORM_LIFETIME = console_sessions.PORTAL_LINK_DEFAULT * 6
+SIGNIN_FORM_LIFETIME = timedelta(hours=1)
 
 
 def _signed_in(opened: console_sessions.OpenedSession, to: str) -> Response:
