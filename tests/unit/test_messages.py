@@ -1,4 +1,4 @@
-"""What a receiver gets (contract §6), verified as a receiver would, and what history keeps."""
+"""What a receiver gets, verified as a receiver would, and what history keeps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Endpoints: creating, changing and rotating them, with every field checked (contract §5).
+"""Endpoints: creating, changing and rotating them, with every field checked.
 
 An endpoint's fields end up in HTTP requests made from inside the operator's network, so each
 is checked before it is stored: header names must be valid and must not override what the

@@ -1,4 +1,4 @@
-"""Execution history: turning one request and its outcome into an attempt row (contract §7)."""
+"""Execution history: turning one request and its outcome into an attempt row."""
 
 from datetime import datetime
 

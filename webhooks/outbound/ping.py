@@ -1,4 +1,4 @@
-"""PING: an ordinary signed call of type ``ping`` with ``data`` ``{}`` (contract §6).
+"""PING: an ordinary signed call of type ``ping`` with ``data`` ``{}``.
 
 Umbrella Faces' rule: an endpoint is only accepted when it answers a PING, so a typo in a URL
 or a receiver that cannot verify our signature shows up when the endpoint is saved, not days

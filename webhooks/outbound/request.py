@@ -1,4 +1,4 @@
-"""What a receiver gets: the body and headers of one request (contract §6).
+"""What a receiver gets: the body and headers of one request.
 
 The same function builds deliveries and PINGs, so a receiver that verifies a PING verifies
 every later delivery the same way.
