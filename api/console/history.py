@@ -17,10 +17,9 @@ from api import db
 from api.console.blueprint import bp, tenant_for
 from api.console.forms import add_error
 from api.console.paging import page_args, paged
-from api.deliveries import DeliveryListArgs
+from api.deliveries import DeliveryListArgs, deliveries_matching
 from api.errors import flatten
 from api.events import EventCreateSchema, EventListArgs
-from api.windows import window
 from webhooks.admin import endpoints as rules
 from webhooks.core.errors import InvalidInput
 from webhooks.delivery.redelivery import redeliver
@@ -108,15 +107,7 @@ def _still_open(deliveries: list[Delivery]) -> bool:
 def deliveries(tenant: str) -> ResponseReturnValue:
     found = tenant_for(tenant, "events:read")
     args = page_args(DeliveryListArgs, times=("since", "until"))
-    query = queries.deliveries_query(
-        found.id,
-        endpoint_id=args.get("endpoint_id"),
-        event_id=args.get("event_id"),
-        status=args.get("status"),
-        event_type=args.get("event_type"),
-        window=window(args),
-    )
-    page = paged(query, Delivery.id, args)
+    page = paged(deliveries_matching(found.id, args), Delivery.id, args)
     return render_template(
         "console/deliveries.html",
         tenant=found,

@@ -24,7 +24,6 @@ from werkzeug import Request, Response
 from werkzeug.serving import make_server
 
 from api import create_app
-from tests.e2e.broker import environment, exclusive_redis_db
 from tests.processes import ROOT, Worker
 from webhooks.admin.tenants import create_tenant
 from webhooks.admin.tokens import SCOPES, create_token
@@ -46,15 +45,6 @@ IMAGES = ROOT / "docs" / "images"
 HOSTILE = "<script>document.title='pwned'</script>"
 #: How long the browser waits for a delivery to show its outcome.
 DELIVERY_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with (
-        exclusive_redis_db(os.environ["WEBHOOKS_TEST_REDIS_URL"]) as url,
-        environment(WEBHOOKS_BROKER_URL=url),
-    ):
-        yield url
 
 
 @pytest.fixture(scope="module")
