@@ -41,27 +41,22 @@ CSRF_FIELD = "csrf_token"
 PUBLIC_VIEWS = frozenset({"console.signin", "console.portal"})
 
 
+def _cookie_options() -> dict[str, Any]:
+    """``HttpOnly``, ``SameSite=Strict``, ``Secure`` unless HTTP is allowed, this path only."""
+    return {
+        "path": bp.url_prefix,
+        "secure": not get_settings().allow_http,
+        "httponly": True,
+        "samesite": "Strict",
+    }
+
+
 def set_cookie(response: Response, name: str, value: str, lifetime: timedelta) -> None:
-    """A console cookie: ``HttpOnly``, ``SameSite=Strict``, ``Secure`` unless HTTP is allowed."""
-    response.set_cookie(
-        name,
-        value,
-        max_age=int(lifetime.total_seconds()),
-        path=bp.url_prefix,
-        secure=not get_settings().allow_http,
-        httponly=True,
-        samesite="Strict",
-    )
+    response.set_cookie(name, value, max_age=int(lifetime.total_seconds()), **_cookie_options())
 
 
 def clear_cookie(response: Response, name: str) -> None:
-    response.delete_cookie(
-        name,
-        path=bp.url_prefix,
-        secure=not get_settings().allow_http,
-        httponly=True,
-        samesite="Strict",
-    )
+    response.delete_cookie(name, **_cookie_options())
 
 
 def current_session() -> ConsoleSession:

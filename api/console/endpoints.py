@@ -130,12 +130,7 @@ def _form_page(
 
 def _posted_values() -> dict[str, Any]:
     """What the form showed when it was posted, to show it again with the errors."""
-    return {
-        field.name: field.name in request.form
-        if field.kind == "checkbox"
-        else ("" if field.kind == "secret" else request.form.get(field.name, ""))
-        for field in ENDPOINT_FIELDS
-    }
+    return {field.name: field.posted(request.form) for field in ENDPOINT_FIELDS}
 
 
 def _save(

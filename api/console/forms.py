@@ -20,7 +20,21 @@ from werkzeug.datastructures import MultiDict
 from api.errors import flatten
 from webhooks.core.errors import InvalidInput
 
-Kind = Literal["text", "textarea", "checkbox", "lines", "json", "integers", "number", "secret"]
+#: How a field is shown and read. ``secret`` and ``secret_json`` carry credentials: never shown,
+#: left empty to keep what is stored.
+Kind = Literal[
+    "text",
+    "textarea",
+    "checkbox",
+    "choice",
+    "lines",
+    "json",
+    "integers",
+    "number",
+    "decimal",
+    "secret",
+    "secret_json",
+]
 
 #: A field left out of the values sent on (an empty secret keeps the current one).
 OMIT = object()
@@ -32,6 +46,8 @@ class FormField:
     label: str
     kind: Kind = "text"
     help: str = ""
+    #: The values a ``choice`` offers.
+    choices: tuple[str, ...] = ()
 
     def parse(self, form: MultiDict[str, str]) -> Any:
         """The posted value as the API takes it; :class:`InvalidInput` if it cannot be."""
@@ -43,12 +59,17 @@ class FormField:
         if self.kind == "lines":
             return [line.strip() for line in raw.splitlines() if line.strip()]
         if not raw.strip():
-            return None  # the field's default
-        if self.kind == "json":
+            return OMIT if self.kind == "secret_json" else None  # None: the field's default
+        if self.kind in ("json", "secret_json"):
             try:
                 return json.loads(raw)
             except ValueError as exc:
                 raise InvalidInput(f"not valid JSON: {exc}", field=self.name) from None
+        if self.kind == "decimal":
+            try:
+                return float(raw)
+            except ValueError:
+                raise InvalidInput("must be a number", field=self.name) from None
         if self.kind in ("integers", "number"):
             try:
                 numbers = [int(part) for part in raw.replace(",", " ").split()]
@@ -58,11 +79,17 @@ class FormField:
             return numbers if self.kind == "integers" else numbers[0]
         return raw
 
+    def posted(self, form: MultiDict[str, str]) -> Any:
+        """What the form held when posted, to show again beside its errors (secrets not)."""
+        if self.kind == "checkbox":
+            return self.name in form
+        return "" if self.kind in ("secret", "secret_json") else form.get(self.name, "")
+
     def show(self, value: Any) -> Any:
         """A stored value as the form shows it (a secret is never shown)."""
         if self.kind == "checkbox":
             return bool(value)
-        if value is None or self.kind == "secret":
+        if value is None or self.kind in ("secret", "secret_json"):
             return ""
         if self.kind == "lines":
             return "\n".join(value)
