@@ -116,13 +116,16 @@ class Seeded:
     endpoint_ids: list[str]
 
 
-def seed(bench: Bench, engine: Engine, deliveries: int, attempts: int) -> Seeded:
-    """Fill the tables fast: one statement per table, computed in Postgres."""
+def seed(
+    bench: Bench, engine: Engine, deliveries: int, attempts: int, tenant_uid: str = "history"
+) -> Seeded:
+    """Fill the tables fast: one statement per table, computed in Postgres, for a new tenant
+    ``tenant_uid`` (each scenario seeding its own, as ``all`` runs them in one database)."""
     from webhooks.admin.tenants import create_tenant
     from webhooks.core.db import new_session
 
     with new_session() as session:
-        tenant = create_tenant(session, "history")
+        tenant = create_tenant(session, tenant_uid)
         endpoints = [
             Endpoint(tenant_id=tenant.id, url=f"https://receiver.example/{n}", secret=SECRET)
             for n in range(ENDPOINTS)
