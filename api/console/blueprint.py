@@ -18,10 +18,11 @@ from werkzeug import Response
 from werkzeug.exceptions import Forbidden, HTTPException
 
 from api import db
+from api.errors import status_of
 from webhooks.admin import console_sessions
 from webhooks.admin.access import Principal, tenant_in_reach
 from webhooks.core.config import get_settings
-from webhooks.core.errors import AccessDenied, NotFound, Unauthenticated, WebhooksError
+from webhooks.core.errors import WebhooksError
 from webhooks.models import ConsoleSession, Tenant
 
 bp = Blueprint(
@@ -118,17 +119,10 @@ def error_page(status: int, message: str) -> tuple[str, int]:
     return render_template("console/error.html", status=status, message=message), status
 
 
-_STATUSES: dict[type[WebhooksError], int] = {
-    NotFound: 404,
-    AccessDenied: 403,
-    Unauthenticated: 401,
-}
-
-
 @bp.errorhandler(WebhooksError)
 def _library_error(exc: WebhooksError) -> tuple[str, int]:
-    status = next((code for cls, code in _STATUSES.items() if isinstance(exc, cls)), 422)
-    return error_page(status, str(exc))
+    """The API's status for the error, on a page."""
+    return error_page(status_of(exc), str(exc))
 
 
 @bp.errorhandler(HTTPException)
