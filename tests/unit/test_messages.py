@@ -16,7 +16,8 @@ from webhooks import __version__
 from webhooks.history.recording import MAX_RESPONSE_BODY, record_attempt
 from webhooks.models import Endpoint
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import REDACTED, build_request, envelope
+from webhooks.core.redaction import REDACTED
+from webhooks.outbound.request import build_request, envelope
 
 AT = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
