@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from webhooks import __version__
+from webhooks.core.redaction import REDACTED
 from webhooks.history.recording import MAX_RESPONSE_BODY, record_attempt
 from webhooks.models import Endpoint
 from webhooks.outbound.outcome import Outcome
-from webhooks.core.redaction import REDACTED
 from webhooks.outbound.request import build_request, envelope
 
 AT = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)

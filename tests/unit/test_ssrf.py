@@ -234,7 +234,9 @@ def test_one_private_address_among_public_ones_refuses(
     fake_dns: Callable[[str, list[str]], None],
 ) -> None:
     fake_dns("mixed.example", ["93.184.216.34", "10.0.0.7"])
-    assert refused("https://mixed.example/") == "URL host mixed.example resolves to a private address"
+    assert (
+        refused("https://mixed.example/") == "URL host mixed.example resolves to a private address"
+    )
 
 
 def test_aaaa_answers_embedding_private_ipv4_are_refused(

@@ -25,14 +25,17 @@ def validate_uid(uid: str) -> str:
 
 
 def create_tenant(session: Session, uid: str, name: str = "") -> Tenant:
-    """Add a tenant; :class:`Conflict` if the uid is taken."""
+    """Add a tenant; :class:`Conflict` if the uid is taken, in any case (``ACME`` when
+    ``acme`` exists: a unique index on ``lower(uid)`` says so)."""
     tenant = Tenant(uid=validate_uid(uid), name=name)
     session.add(tenant)
     try:
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        raise Conflict(f"a tenant with uid {uid!r} exists") from None
+        raise Conflict(
+            f"a tenant with uid {uid!r} exists (uids are unique regardless of case)"
+        ) from None
     return tenant
 
 

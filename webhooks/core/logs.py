@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from webhooks.core.config import Settings
-from webhooks.core.redaction import is_credential_name, mask_value, redact_text
+from webhooks.core.redaction import REDACTED, is_credential_name, mask_value, redact_text
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra``.
 _STANDARD = frozenset(
@@ -78,7 +78,7 @@ class JsonFormatter(logging.Formatter):
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802  (logging's name)
+    def formatException(self, ei: Any) -> str:
         return redact_text(super().formatException(ei))
 
 
@@ -99,7 +99,7 @@ class TextFormatter(logging.Formatter):
         suffix = " ".join(f"{k}={v}" for k, v in fields.items())
         return f"{head} {suffix}{sep}{tail}"
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802  (logging's name)
+    def formatException(self, ei: Any) -> str:
         # Exception text quotes what failed: SQL errors their data, HTTP errors their URL.
         return redact_text(super().formatException(ei))
 

@@ -7,8 +7,8 @@ token. Each place asks this module instead of keeping its own list, so that a cr
 masked in the history is masked in the logs too.
 
 The rule, by header (or field) name: ``Authorization`` and ``Cookie`` (with their ``Proxy-``
-and ``Set-`` forms), and every name containing ``token``, ``key``, ``secret``, ``password``
-or ``signature``. In URLs every query value is masked (the names stay, they help debugging).
+and ``Set-`` forms), and every name containing ``token``, ``key``, ``secret``, ``password``,
+``credential`` or ``signature``, except identifiers of them (``token_id``). In URLs every query value is masked (the names stay, they help debugging).
 In free text (exception messages, log lines) the recognisable shapes are masked: bearer
 tokens, Standard Webhooks signatures, ``whsec_`` secrets, ``Name: value`` pairs of the names
 above and URL query values.
@@ -53,14 +53,20 @@ _SECRET_TEXT: tuple[tuple[re.Pattern[str], str], ...] = (
         r"\g<key>\g<quote>" + REDACTED,
     ),
     # Query values of URLs: ``?sig=abc&x=1`` becomes ``?sig=[redacted]&x=[redacted]``.
-    (re.compile(r"(?<=[?&])(?P<name>[^=&#\s\"'?]+)=(?!\[redacted\])[^&#\s\"',}]*"), r"\g<name>="
-     + REDACTED),
+    (
+        re.compile(r"(?<=[?&])(?P<name>[^=&#\s\"'?]+)=(?!\[redacted\])[^&#\s\"',}]*"),
+        r"\g<name>=" + REDACTED,
+    ),
 )
+
+
+#: ``token_id``, ``key-id``: the name of a credential, not the credential.
+_IDENTIFIER = re.compile(r"[_-]ids?$", re.IGNORECASE)
 
 
 def is_credential_name(name: str) -> bool:
     """Whether a header, field or extra called ``name`` carries a credential."""
-    return bool(_CREDENTIAL_NAME.search(name))
+    return bool(_CREDENTIAL_NAME.search(name)) and not _IDENTIFIER.search(name)
 
 
 def mask_headers(headers: Mapping[str, str], hidden: Iterable[str] = ()) -> dict[str, str]:

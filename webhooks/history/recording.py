@@ -56,7 +56,9 @@ def storable_headers(headers: Mapping[str, Any], hidden: Iterable[str] = ()) -> 
     """
     kept: dict[str, str] = {}
     budget = MAX_HEADER_TOTAL
-    for raw_name, raw_value in mask_headers({str(k): str(v) for k, v in headers.items()}, hidden).items():
+    for raw_name, raw_value in mask_headers(
+        {str(k): str(v) for k, v in headers.items()}, hidden
+    ).items():
         if len(kept) >= MAX_HEADERS:
             break
         name = as_text(raw_name, MAX_HEADER_NAME)

@@ -16,7 +16,6 @@ from webhooks.models import Endpoint
 from webhooks.outbound import signing, template
 
 USER_AGENT = f"webhooks/{__version__}"
-PING_TYPE = "ping"
 
 
 @dataclass(frozen=True)
