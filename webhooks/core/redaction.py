@@ -8,7 +8,8 @@ masked in the history is masked in the logs too.
 
 The rule, by header (or field) name: ``Authorization`` and ``Cookie`` (with their ``Proxy-``
 and ``Set-`` forms), and every name containing ``token``, ``key``, ``secret``, ``password``,
-``credential`` or ``signature``, except identifiers of them (``token_id``). In URLs every query value is masked (the names stay, they help debugging).
+``credential`` or ``signature``, except identifiers of them (``token_id``). In URLs every
+query value is masked (the names stay, they help debugging).
 In free text (exception messages, log lines) the recognisable shapes are masked: bearer
 tokens, Standard Webhooks signatures, ``whsec_`` secrets, ``Name: value`` pairs of the names
 above and URL query values.
