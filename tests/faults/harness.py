@@ -96,7 +96,8 @@ def start_api(env: Mapping[str, str], log: Path, workers: int = 2, threads: int 
     port = free_port()
     api = Process(
         [sys.executable, "-m", "gunicorn", "api:create_app()", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+         "--worker-class", "api.problem_worker.ProblemWorker", "--workers", str(workers),
+         "--threads", str(threads),
          "--timeout", "60"],
         env,
         log,
