@@ -17,6 +17,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from webhooks.core.clock import rfc3339
+from webhooks.core.redaction import mask_headers
 
 #: Nesting deeper than this is refused: no payload needs it, and recursion has a limit.
 MAX_JSON_DEPTH = 64
@@ -104,3 +105,14 @@ class Timestamp(fields.Field[datetime]):
         if parsed >= LATEST_TIME:
             raise ValidationError(f"Must be before {rfc3339(LATEST_TIME)}.")
         return parsed
+
+
+class MaskedHeaders(fields.Dict):
+    """Custom headers as responses show them: credential-like values masked (the rule of
+    :mod:`webhooks.core.redaction`); a PATCH that sends a masked value back keeps it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=fields.String(), values=fields.String(), **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else mask_headers(value)

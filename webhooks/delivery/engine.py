@@ -296,7 +296,7 @@ def _claim_postgres(connection: Connection, delivery_id: str, now: datetime) -> 
         signature_header=row[11],
         api_key_header=row[12],
         api_key=_decrypt(row[13]),
-        headers=row[14] or {},
+        headers=crypto.open_headers(row[14] or {}),
         content_type=row[15],
         template=row[16],
         retry_schedule=row[17],
