@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import Webhook
 
 from webhooks import __version__
 from webhooks.core.redaction import REDACTED
+from webhooks.history import recording as history
 from webhooks.history.recording import MAX_RESPONSE_BODY, record_attempt
 from webhooks.models import Endpoint
 from webhooks.outbound.outcome import Outcome
@@ -190,3 +191,53 @@ def test_history_of_an_attempt_without_response() -> None:
     )
     assert attempt.response_status is None and attempt.response_headers is None
     assert attempt.response_body is None and attempt.error == "timeout" and attempt.attempt == 3
+
+
+def test_history_stores_whatever_bytes_a_receiver_sends() -> None:
+    request = build_request(endpoint(), BODY, at=AT)
+    many = {f"X-H{n}": "v" for n in range(500)}
+    hostile = Outcome(
+        200,
+        {"X-Bad": "a\x00b", "X-Huge": "h" * 100_000, "X-Auth-Token": "t0k", **many},
+        b"\x00\xff\xfe body \xc3",
+        None,
+        5,
+    )
+    attempt = record_attempt(
+        Session(),
+        endpoint=endpoint(),
+        delivery_id="dlv_1",
+        number=1,
+        request=request,
+        outcome=hostile,
+        started_at=AT,
+    )
+    headers = attempt.response_headers
+    assert headers is not None
+    assert headers["X-Bad"] == "a\ufffdb"
+    assert len(headers["X-Huge"]) == history.MAX_HEADER_VALUE
+    assert headers["X-Auth-Token"] == REDACTED
+    assert len(headers) <= history.MAX_HEADERS
+    assert sum(len(k) + len(v) for k, v in headers.items()) <= history.MAX_HEADER_TOTAL
+    assert attempt.response_body is not None and "\x00" not in attempt.response_body
+    json.dumps(headers).encode()  # storable: valid UTF-8 throughout
+
+
+def test_history_masks_url_query_values_and_credential_like_custom_headers() -> None:
+    target = endpoint(
+        url="https://hooks.example/in?token=slack-secret",
+        headers={"Authorization": "Bearer abc", "X-Auth-Token": "t0k", "X-Tenant": "acme"},
+    )
+    attempt = record_attempt(
+        Session(),
+        endpoint=target,
+        delivery_id="dlv_1",
+        number=1,
+        request=build_request(target, BODY, at=AT),
+        outcome=outcome(),
+        started_at=AT,
+    )
+    assert attempt.request_url == f"https://hooks.example/in?token={REDACTED}"
+    kept = attempt.request_headers
+    assert kept["Authorization"] == kept["X-Auth-Token"] == REDACTED
+    assert kept["X-Tenant"] == "acme"

@@ -42,6 +42,8 @@ class RedactionFilter(logging.Filter):
         if cleaned != message or record.args:
             # Formatted once here, so that no argument reaches a handler unmasked.
             record.msg, record.args = cleaned, None
+        if record.exc_text:  # a traceback another handler formatted (and cached) first
+            record.exc_text = redact_text(record.exc_text)
         for key, value in list(vars(record).items()):
             if key in _STANDARD:
                 continue
@@ -57,7 +59,15 @@ def extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
 
 
-class JsonFormatter(logging.Formatter):
+class _RedactingFormatter(logging.Formatter):
+    """Exception text masked too: it quotes what failed (SQL errors their data, HTTP errors
+    their URL), and it is formatted after the filter has run."""
+
+    def formatException(self, ei: Any) -> str:
+        return redact_text(super().formatException(ei))
+
+
+class JsonFormatter(_RedactingFormatter):
     """One JSON object per line: time, level, logger, message, extras, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -78,11 +88,8 @@ class JsonFormatter(logging.Formatter):
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
-    def formatException(self, ei: Any) -> str:
-        return redact_text(super().formatException(ei))
 
-
-class TextFormatter(logging.Formatter):
+class TextFormatter(_RedactingFormatter):
     """``time level [logger] message key=value...``."""
 
     def __init__(self) -> None:
@@ -98,10 +105,6 @@ class TextFormatter(logging.Formatter):
         head, sep, tail = line.partition("\n")  # keep a traceback below the fields
         suffix = " ".join(f"{k}={v}" for k, v in fields.items())
         return f"{head} {suffix}{sep}{tail}"
-
-    def formatException(self, ei: Any) -> str:
-        # Exception text quotes what failed: SQL errors their data, HTTP errors their URL.
-        return redact_text(super().formatException(ei))
 
 
 _HANDLER_MARK = "_webhooks_handler"
