@@ -144,6 +144,19 @@ def answer(status: int = 200, body: bytes = b"ok", delay: float = 0.0) -> Behavi
     return behave
 
 
+def hostile_bytes(conn: socket.socket, _: Request, __: threading.Event) -> None:
+    """A 200 whose headers and body hold NUL, bytes that are not UTF-8, and bulk."""
+    body = b"\x00\xff\xfe not utf-8 \xc3"
+    head = (
+        b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\nX-Latin: \xff\xfe\r\n"
+        + b"".join(f"X-Many-{n}: v\r\n".encode() for n in range(80))
+        + b"X-Huge: "
+        + b"h" * 60_000
+        + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    )
+    conn.sendall(head + body)
+
+
 def _head(status: int, length: int, *extra: str) -> bytes:
     lines = [f"HTTP/1.1 {status} X", f"Content-Length: {length}", "Connection: close", *extra]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()

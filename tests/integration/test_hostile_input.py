@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests.api_client import Caller, problem
-from tests.faults.harness import Receiver, Request, answer
+from tests.faults.harness import Receiver, answer, hostile_bytes
 from tests.services import free_port
 from webhooks import enqueue_event
 from webhooks.core.errors import InvalidInput
@@ -29,19 +28,6 @@ from webhooks.ops import metrics
 
 TENANT = "/v1/tenants/acme"
 ENDPOINTS = f"{TENANT}/endpoints"
-
-
-def hostile_bytes(conn: socket.socket, _: Request, __: threading.Event) -> None:
-    """A 200 whose headers and body hold NUL, bytes that are not UTF-8, and bulk."""
-    body = b"\x00\xff\xfe not utf-8 \xc3"
-    head = (
-        b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\nX-Latin: \xff\xfe\r\n"
-        + b"".join(f"X-Many-{n}: v\r\n".encode() for n in range(80))
-        + b"X-Huge: "
-        + b"h" * 60_000
-        + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-    )
-    conn.sendall(head + body)
 
 
 @pytest.fixture
