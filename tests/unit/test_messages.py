@@ -16,9 +16,9 @@ from webhooks import __version__
 from webhooks.core.redaction import REDACTED
 from webhooks.history import recording as history
 from webhooks.history.recording import MAX_RESPONSE_BODY, record_attempt
-from webhooks.models import Endpoint
+from webhooks.models import Attempt, Endpoint
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import build_request, envelope
+from webhooks.outbound.request import OutgoingRequest, build_request, envelope
 
 AT = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -193,6 +193,18 @@ def test_history_of_an_attempt_without_response() -> None:
     assert attempt.response_body is None and attempt.error == "timeout" and attempt.attempt == 3
 
 
+def _recorded(target: Endpoint, request: OutgoingRequest, result: Outcome) -> Attempt:
+    return record_attempt(
+        Session(),
+        endpoint=target,
+        delivery_id="dlv_1",
+        number=1,
+        request=request,
+        outcome=result,
+        started_at=AT,
+    )
+
+
 def test_history_stores_whatever_bytes_a_receiver_sends() -> None:
     request = build_request(endpoint(), BODY, at=AT)
     many = {f"X-H{n}": "v" for n in range(500)}
@@ -203,15 +215,7 @@ def test_history_stores_whatever_bytes_a_receiver_sends() -> None:
         None,
         5,
     )
-    attempt = record_attempt(
-        Session(),
-        endpoint=endpoint(),
-        delivery_id="dlv_1",
-        number=1,
-        request=request,
-        outcome=hostile,
-        started_at=AT,
-    )
+    attempt = _recorded(endpoint(), request, hostile)
     headers = attempt.response_headers
     assert headers is not None
     assert headers["X-Bad"] == "a\ufffdb"
@@ -228,15 +232,7 @@ def test_history_masks_url_query_values_and_credential_like_custom_headers() -> 
         url="https://hooks.example/in?token=slack-secret",
         headers={"Authorization": "Bearer abc", "X-Auth-Token": "t0k", "X-Tenant": "acme"},
     )
-    attempt = record_attempt(
-        Session(),
-        endpoint=target,
-        delivery_id="dlv_1",
-        number=1,
-        request=build_request(target, BODY, at=AT),
-        outcome=outcome(),
-        started_at=AT,
-    )
+    attempt = _recorded(target, build_request(target, BODY, at=AT), outcome())
     assert attempt.request_url == f"https://hooks.example/in?token={REDACTED}"
     kept = attempt.request_headers
     assert kept["Authorization"] == kept["X-Auth-Token"] == REDACTED
