@@ -2,7 +2,7 @@
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,15 +27,19 @@ def validate_uid(uid: str) -> str:
 def create_tenant(session: Session, uid: str, name: str = "") -> Tenant:
     """Add a tenant; :class:`Conflict` if the uid is taken, in any case (``ACME`` when
     ``acme`` exists: a unique index on ``lower(uid)`` says so)."""
-    tenant = Tenant(uid=validate_uid(uid), name=name)
+    validate_uid(uid)
+    existing = session.scalar(select(Tenant.uid).where(func.lower(Tenant.uid) == uid.lower()))
+    if existing is not None and existing != uid:
+        raise Conflict(
+            f"a tenant with uid {existing!r} exists (uids are unique regardless of case)"
+        )
+    tenant = Tenant(uid=uid, name=name)
     session.add(tenant)
     try:
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        raise Conflict(
-            f"a tenant with uid {uid!r} exists (uids are unique regardless of case)"
-        ) from None
+        raise Conflict(f"a tenant with uid {uid!r} exists") from None
     return tenant
 
 
