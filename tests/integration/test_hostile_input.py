@@ -8,13 +8,14 @@ problem+json (or, for the receiver's bytes, an ordinary recorded attempt).
 from __future__ import annotations
 
 import json
+import random
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from tests.api_client import Caller, problem
@@ -23,8 +24,10 @@ from tests.services import free_port
 from webhooks import enqueue_event
 from webhooks.core.errors import InvalidInput
 from webhooks.core.redaction import REDACTED
-from webhooks.models import Endpoint, Tenant
+from webhooks.delivery.engine import process
+from webhooks.models import Delivery, Endpoint, Tenant
 from webhooks.ops import metrics
+from webhooks.outbound.http import default_transport
 
 TENANT = "/v1/tenants/acme"
 ENDPOINTS = f"{TENANT}/endpoints"
@@ -217,6 +220,22 @@ def test_ping_is_a_reserved_event_type(admin: Caller, tenant: Tenant) -> None:
 def test_tenant_uids_are_unique_regardless_of_case(admin: Caller, tenant: Tenant) -> None:
     body = problem(admin.post("/v1/tenants", json={"uid": "ACME"}), 409)
     assert "regardless of case" in body["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["text/json", "application/vnd.acme+json"])
+def test_json_templates_of_every_json_content_type_escape_what_producers_send(
+    admin: Caller, tenant: Tenant, session: Session, raw_receiver: Receiver, content_type: str
+) -> None:
+    url = raw_receiver.on("/templated", answer())
+    template = '{"name": "[data.name]"}'
+    _create(admin, url=url, content_type=content_type, template=template, verify=False)
+    hostile = 'x", "admin": true, "y": "'
+    sent = admin.post(f"{TENANT}/events", json={"type": "user.updated", "data": {"name": hostile}})
+    assert sent.status_code == 202, sent.get_json()
+    [delivery_id] = session.scalars(select(Delivery.id)).all()
+    process(delivery_id, default_transport(), rng=random.Random(1))
+    [request] = raw_receiver.received("/templated")
+    assert json.loads(request.body) == {"name": hostile}
 
 
 def _listening_addresses(port: int) -> set[str]:
