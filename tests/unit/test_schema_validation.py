@@ -40,6 +40,13 @@ def test_pattern_property_keys_re2_cannot_run_are_refused_when_saved() -> None:
         check_schema({"patternProperties": {"(?=x)": {}}})
 
 
+def test_unevaluated_properties_beside_pattern_properties_is_refused() -> None:
+    schema = {"patternProperties": {"^(a+)+$": {}}, "unevaluatedProperties": False}
+    with pytest.raises(InvalidInput, match="unevaluatedProperties"):
+        check_schema(schema)
+    check_schema({"properties": {"a": {}}, "unevaluatedProperties": False})
+
+
 def test_unique_items_is_linear_and_keeps_json_schema_equality() -> None:
     distinct = [{"n": n, "tag": "x"} for n in range(4000)]
     assert first_error({"uniqueItems": True}, distinct) is None

@@ -9,7 +9,8 @@ three ways, none of which changes what a well-behaved schema means:
 * ``pattern``, ``patternProperties`` and the property matching of ``additionalProperties``
   run on RE2, which matches in time linear in the text and has no backtracking. RE2 lacks
   lookaround and backreferences; a schema using them is refused when it is saved
-  (:func:`check_patterns`), with the offending pattern named.
+  (:func:`check_patterns`), with the offending pattern named, and so is one combining
+  ``patternProperties`` with ``unevaluatedProperties`` (which jsonschema resolves with ``re``).
 * ``uniqueItems`` hashes a canonical form of each item (linear), and ``multipleOf`` is exact
   decimal arithmetic, which neither overflows nor rounds.
 * Every keyword checks a deadline (:data:`VALIDATION_BUDGET_SECONDS` per payload): a schema
@@ -92,8 +93,14 @@ def _pattern_problem(pattern: Any) -> str | None:
 
 
 def check_patterns(schema: Any) -> None:
-    """Refuse a schema with a ``pattern`` (or ``patternProperties`` key) RE2 cannot run."""
+    """Refuse a schema with a ``pattern`` (or ``patternProperties`` key) RE2 cannot run.
+
+    ``unevaluatedProperties`` is refused beside ``patternProperties``: jsonschema works out
+    which properties were evaluated with Python's backtracking ``re``, and that computation
+    has no keyword of its own to hand to RE2.
+    """
     pending: list[tuple[Any, str]] = [(schema, "")]
+    seen: set[str] = set()
     while pending:
         node, path = pending.pop()
         if isinstance(node, list):
@@ -118,7 +125,14 @@ def check_patterns(schema: Any) -> None:
                             field="schema",
                         )
             if key not in _DATA_KEYWORDS:
+                seen.add(key)
                 pending.append((value, where))
+    if {"unevaluatedProperties", "patternProperties"} <= seen:
+        raise InvalidInput(
+            "schema: unevaluatedProperties cannot be combined with patternProperties (use "
+            "additionalProperties, which is matched in linear time)",
+            field="schema",
+        )
 
 
 # --- the keywords that replace jsonschema's own -----------------------------------------------
