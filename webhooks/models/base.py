@@ -46,6 +46,27 @@ class EncryptedText(TypeDecorator[str]):
         return None if value is None else crypto.decrypt(value)
 
 
+class EncryptedHeaders(TypeDecorator[dict[str, Any]]):
+    """An endpoint's custom headers: JSON whose credential-like values are encrypted at rest
+    (:func:`webhooks.core.crypto.seal_headers`); plain on the way out."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(
+        self, value: dict[str, Any] | None, dialect: Dialect
+    ) -> dict[str, Any] | None:
+        return None if value is None else crypto.seal_headers(value)
+
+    def process_result_value(
+        self, value: dict[str, Any] | None, dialect: Dialect
+    ) -> dict[str, Any] | None:
+        return None if value is None else crypto.open_headers(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(
         naming_convention={

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from webhooks.core.clock import now
 from webhooks.core.ids import new_id
-from webhooks.models.base import Base, EncryptedText
+from webhooks.models.base import Base, EncryptedHeaders, EncryptedText
 from webhooks.outbound import signing
 
 
@@ -32,7 +32,8 @@ class Endpoint(Base):
     signature_header: Mapped[str | None] = mapped_column(String(100))
     api_key_header: Mapped[str | None] = mapped_column(String(100))
     api_key: Mapped[str | None] = mapped_column(EncryptedText)
-    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Custom headers; credential-like values are encrypted at rest.
+    headers: Mapped[dict[str, Any]] = mapped_column(EncryptedHeaders, default=dict)
     content_type: Mapped[str] = mapped_column(String(200), default="application/json")
     template: Mapped[str | None] = mapped_column(Text)
     #: Delays in seconds before each retry; None means the default exponential schedule.

@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 from webhooks.core.errors import InvalidInput
 from webhooks.core.ids import new_id
 from webhooks.history.recording import record_attempt
+from webhooks.ingest.event_names import PING_TYPE
 from webhooks.models import Attempt, Endpoint
 from webhooks.outbound.http import Transport
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import PING_TYPE, OutgoingRequest, build_request, envelope
+from webhooks.outbound.request import OutgoingRequest, build_request, envelope
 
 
 class PingFailed(InvalidInput):

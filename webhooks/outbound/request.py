@@ -16,8 +16,6 @@ from webhooks.models import Endpoint
 from webhooks.outbound import signing, template
 
 USER_AGENT = f"webhooks/{__version__}"
-REDACTED = "[redacted]"
-PING_TYPE = "ping"
 
 
 @dataclass(frozen=True)
@@ -57,15 +55,3 @@ def build_request(endpoint: Endpoint, body: Mapping[str, Any], *, at: datetime) 
         headers[endpoint.signature_header] = signing.hex_signature(secrets[0], payload)
     headers.update(signing.signature_headers(body["id"], int(at.timestamp()), payload, secrets))
     return OutgoingRequest(url=endpoint.url, headers=headers, body=payload)
-
-
-def redacted_headers(request: OutgoingRequest, endpoint: Endpoint) -> dict[str, str]:
-    """The request's headers as history keeps them: signatures and the API key hidden."""
-    hidden = {"webhook-signature"}
-    for name in (endpoint.signature_header, endpoint.api_key_header):
-        if name:
-            hidden.add(name.lower())
-    return {
-        name: REDACTED if name.lower() in hidden else value
-        for name, value in request.headers.items()
-    }
