@@ -7,6 +7,8 @@ from datetime import datetime
 
 from flask import Blueprint
 
+from webhooks.core.redaction import mask_headers
+
 
 def timestamp(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%SZ")
@@ -30,8 +32,14 @@ def pretty(body: str | None) -> str:
         return body
 
 
+def masked(headers: dict[str, str] | None) -> dict[str, str]:
+    """An endpoint's custom headers as the API shows them: credential-like values masked."""
+    return mask_headers(headers or {})
+
+
 def register(bp: Blueprint) -> None:
     for name, function in (
+        ("masked", masked),
         ("timestamp", timestamp),
         ("percent", percent),
         ("ms", milliseconds),

@@ -19,9 +19,11 @@ from werkzeug.datastructures import MultiDict
 
 from api.errors import flatten
 from webhooks.core.errors import InvalidInput
+from webhooks.core.redaction import mask_headers
 
 #: How a field is shown and read. ``secret`` and ``secret_json`` carry credentials: never shown,
-#: left empty to keep what is stored.
+#: left empty to keep what is stored. ``headers`` is a JSON object of header values shown with
+#: credential-like ones masked, as the API shows them (a masked value posted back is kept).
 Kind = Literal[
     "text",
     "textarea",
@@ -29,6 +31,7 @@ Kind = Literal[
     "choice",
     "lines",
     "json",
+    "headers",
     "integers",
     "number",
     "decimal",
@@ -60,7 +63,7 @@ class FormField:
             return [line.strip() for line in raw.splitlines() if line.strip()]
         if not raw.strip():
             return OMIT if self.kind == "secret_json" else None  # None: the field's default
-        if self.kind in ("json", "secret_json"):
+        if self.kind in ("json", "headers", "secret_json"):
             try:
                 return json.loads(raw)
             except ValueError as exc:
@@ -95,6 +98,8 @@ class FormField:
             return "\n".join(value)
         if self.kind == "json":
             return json.dumps(value, indent=2) if value else ""
+        if self.kind == "headers":
+            return json.dumps(mask_headers(value), indent=2) if value else ""
         if self.kind == "integers":
             return ", ".join(str(number) for number in value)
         return str(value)
@@ -109,7 +114,7 @@ ENDPOINT_FIELDS: tuple[FormField, ...] = (
     FormField("signature_header", "Signature header", help="Extra header with the hex HMAC"),
     FormField("api_key_header", "API key header", help="e.g. X-api-key"),
     FormField("api_key", "API key", "secret", "Empty on edit: unchanged"),
-    FormField("headers", "Custom headers", "json", 'A JSON object, e.g. {"X-Source": "webhooks"}'),
+    FormField("headers", "Custom headers", "headers", 'A JSON object: {"X-Source": "webhooks"}'),
     FormField("content_type", "Content-Type", help="Default: application/json"),
     FormField("template", "Body template", "textarea", "[path] placeholders; empty: the envelope"),
     FormField("retry_schedule", "Retry schedule", "integers", "Seconds before each retry"),

@@ -24,6 +24,7 @@ from webhooks.core.errors import Unauthenticated
 from webhooks.models import Attempt, Endpoint, Tenant
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+HEADER_TOKEN = "custom-header-credential"
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
 
 
@@ -55,7 +56,11 @@ def sign_in(
 @pytest.fixture
 def endpoint(session: Session, tenant: Tenant) -> Endpoint:
     made = Endpoint(
-        tenant_id=tenant.id, url="http://127.0.0.1:9/hook", secret=SECRET, description=HOSTILE
+        tenant_id=tenant.id,
+        url="http://127.0.0.1:9/hook",
+        secret=SECRET,
+        description=HOSTILE,
+        headers={"Authorization": f"Bearer {HEADER_TOKEN}", "X-Source": "console"},
     )
     session.add(made)
     session.commit()
@@ -193,14 +198,19 @@ def test_hostile_content_is_escaped_and_no_secret_is_shown_unasked(
         )
     )  # fmt: skip
     session.commit()
-    for path in ("/console/t/acme/endpoints", f"/console/t/acme/endpoints/{endpoint.id}"):
+    pages = (
+        "/console/t/acme/endpoints",
+        f"/console/t/acme/endpoints/{endpoint.id}",
+        f"/console/t/acme/endpoints/{endpoint.id}/edit",
+    )
+    for path in pages:
         page = writer.get(path)
         assert page.status_code == 200
         body = text(page)
         assert "<script" not in body and "<img" not in body
         assert "&lt;script&gt;" in body
-        assert SECRET not in body
-        assert "<svg" in body or path.endswith("/endpoints")  # the charts, drawn on the server
+        assert SECRET not in body and HEADER_TOKEN not in body
+        assert "<svg" in body or not path.endswith(endpoint.id)  # the charts, drawn on the server
         assert "script-src" not in page.headers["Content-Security-Policy"]  # default-src 'none'
     revealed = writer.post(f"/console/t/acme/endpoints/{endpoint.id}/secret")
     assert SECRET in text(revealed)
@@ -268,3 +278,19 @@ def test_portal_links_need_endpoints_write_and_expire(
     with pytest.raises(Unauthenticated):
         console_sessions.redeem_portal_link(session, key, at=now() + timedelta(seconds=61))
     assert console_sessions.redeem_portal_link(session, key).row.tenant_id == tenant.id
+
+
+def test_editing_keeps_what_the_form_showed_masked(
+    writer: Console, endpoint: Endpoint, session: Session
+) -> None:
+    saved = writer.post(
+        f"/console/t/acme/endpoints/{endpoint.id}/edit",
+        url=endpoint.url,
+        enabled="on",
+        headers='{"Authorization": "[redacted]", "X-Source": "edited"}',
+        description="plain",
+    )
+    assert saved.status_code == 303
+    session.refresh(endpoint)
+    assert endpoint.headers == {"Authorization": f"Bearer {HEADER_TOKEN}", "X-Source": "edited"}
+    assert endpoint.secret == SECRET and endpoint.description == "plain"

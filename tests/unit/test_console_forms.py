@@ -3,6 +3,7 @@ a stored one (never a credential)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from webhooks.core.errors import InvalidInput
         ("lines", "", []),
         ("json", '{"X-A": "1"}', {"X-A": "1"}),
         ("json", "", None),
+        ("headers", '{"X-A": "1"}', {"X-A": "1"}),
         ("integers", "0, 60 5", [0, 60, 5]),
         ("number", "15", 15),
         ("decimal", "0.5", 0.5),
@@ -56,6 +58,8 @@ def test_stored_values_are_shown_as_typed_and_credentials_never() -> None:
     assert FormField("f", "F", "lines").show(["a", "b.*"]) == "a\nb.*"
     assert FormField("f", "F", "integers").show([0, 60]) == "0, 60"
     assert FormField("f", "F", "json").show({}) == ""
+    shown = FormField("f", "F", "headers").show({"Authorization": "Bearer t", "X-Source": "w"})
+    assert json.loads(shown) == {"Authorization": "[redacted]", "X-Source": "w"}
     assert FormField("f", "F", "number").show(10) == "10"
     assert FormField("f", "F", "secret").show("whsec_abc") == ""
     assert FormField("f", "F", "secret_json").show({"token": "t"}) == ""
