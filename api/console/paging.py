@@ -14,6 +14,7 @@ from werkzeug.exceptions import BadRequest
 
 from api import db
 from api.console.forms import query_values
+from api.errors import flatten
 from api.pagination import PageArgs, encode_cursor
 from webhooks.history.pagination import page
 
@@ -36,7 +37,8 @@ def page_args(schema: type[Schema] = PageArgs, *, times: Iterable[str] = ()) -> 
     try:
         loaded: dict[str, Any] = schema().load(values, unknown="exclude")
     except ValidationError as exc:
-        raise BadRequest(f"invalid filter: {exc.messages}") from None
+        problems = "; ".join(f"{e['field']}: {e['message']}" for e in flatten(exc.messages))
+        raise BadRequest(f"invalid filter: {problems}") from None
     return loaded
 
 

@@ -280,6 +280,14 @@ def test_portal_links_need_endpoints_write_and_expire(
     assert console_sessions.redeem_portal_link(session, key).row.tenant_id == tenant.id
 
 
+def test_list_filters_are_the_apis_arguments(writer: Console, endpoint: Endpoint) -> None:
+    bad = writer.get("/console/t/acme/deliveries?endpoint_id=nope&status=lost")
+    assert bad.status_code == 400
+    assert "endpoint_id: " in text(bad) and "status: " in text(bad)
+    since = writer.get("/console/t/acme/deliveries?since=2026-12-01T20:00&status=failed")
+    assert since.status_code == 200 and "No deliveries match." in text(since)
+
+
 def test_editing_keeps_what_the_form_showed_masked(
     writer: Console, endpoint: Endpoint, session: Session
 ) -> None:
