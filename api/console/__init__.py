@@ -1,4 +1,4 @@
-"""The web console and customer portal at ``/console`` (contract §8).
+"""The web console and customer portal at ``/console``.
 
 Server-rendered pages (Jinja2) over the same :mod:`webhooks` functions as the JSON API, with
 no script at all: a second adapter, not a second implementation. Sign-in is with an API

@@ -1,4 +1,4 @@
-"""Console sessions and portal links (contract §8).
+"""Console sessions and portal links.
 
 Signing in with a token opens a session whose rights are the token's (and end with it);
 redeeming a portal link opens one bound to the link's tenant. The browser holds a random key,
