@@ -484,6 +484,7 @@ def default_transport() -> Transport:
         settings = get_settings()
         transport = Transport(
             ssrf.TargetPolicy.from_settings(settings),
+            verify=settings.ca_bundle or True,
             https_proxy=settings.https_proxy,
             user_agent=USER_AGENT,
         )

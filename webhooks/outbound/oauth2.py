@@ -65,7 +65,14 @@ class ClientCredentials:
 @dataclass(frozen=True)
 class Token:
     value: str
-    #: ``time.monotonic()`` after which the token is not used any more.
+    #: Seconds from the request after which the token is not used any more.
+    usable_for: float
+
+
+@dataclass(frozen=True)
+class _Cached:
+    value: str
+    #: The cache's clock reading after which the token is not used any more.
     good_until: float
 
 
@@ -86,7 +93,6 @@ def fetch_token(credentials: ClientCredentials, transport: Transport, timeout: f
         "Accept": "application/json",
         "Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii"),
     }
-    started = time.monotonic()
     outcome = transport.post(
         credentials.token_url, headers, urllib.parse.urlencode(form).encode(), timeout
     )
@@ -105,7 +111,7 @@ def fetch_token(credentials: ClientCredentials, transport: Transport, timeout: f
     token_type = answer.get("token_type", "bearer")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise TokenUnavailable(f"{where} issued a {token_type!r} token, not a bearer token")
-    return Token(value, started + _usable_for(answer.get("expires_in")))
+    return Token(value, _usable_for(answer.get("expires_in")))
 
 
 def _quote(value: str) -> str:
@@ -129,7 +135,7 @@ class TokenCache:
     ) -> None:
         self._transport = transport
         self._clock = clock
-        self._tokens: dict[tuple[str, str], Token] = {}
+        self._tokens: dict[tuple[str, str], _Cached] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -146,10 +152,11 @@ class TokenCache:
             cached = self._valid(key)  # another greenlet may have fetched it meanwhile
             if cached is not None:
                 return cached
+            asked_at = self._clock()  # the lifetime runs from the request, not the answer
             fresh = fetch_token(credentials, self._transport, timeout)
             if len(self._tokens) >= MAX_ENDPOINTS:
                 self._tokens.clear()
-            self._tokens[key] = fresh
+            self._tokens[key] = _Cached(fresh.value, asked_at + fresh.usable_for)
             return fresh.value
 
     def reject(self, owner: str, credentials: ClientCredentials, value: str) -> None:
