@@ -3,6 +3,8 @@ offered to another endpoint's receiver through a shared pool."""
 
 from __future__ import annotations
 
+import ssl
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,3 +127,14 @@ def test_the_receiver_certificate_is_still_verified(
     outcome = untrusting.post(receiver.url, {}, b"{}", 5, client_certificate=certificate)
     assert (outcome.status, outcome.error) == (None, "tls")
     assert receiver.clients == []
+
+
+def test_the_key_file_is_gone_once_loaded(
+    ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    certificate = client_tls.of("ep_a", client_certificate(ca, "acme"))
+    assert certificate is not None
+    context = client_tls.ssl_context(certificate)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert list(tmp_path.iterdir()) == []
