@@ -16,8 +16,9 @@ their choosing (Umbrella Faces' ``X-FacesWebhookSignature``, Avionté's ``X-Payl
 :func:`hex_signature` computes that one.
 
 Everything here is a pure function of its arguments: the worker calls it once per delivery
-attempt with the secrets it has just decrypted, and nothing is cached between calls, so no key
-material outlives the attempt in module state.
+attempt with the secrets it has just decrypted. The one thing remembered between calls is the
+loaded form of recent ed25519 private keys (:func:`_signing_key`): loading a key costs as much
+as a signature, and the worker keeps the decrypted key text for minutes anyway.
 
 .. _Standard Webhooks: https://www.standardwebhooks.com/
 """
@@ -29,6 +30,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from secrets import token_bytes
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -205,6 +207,12 @@ def sign_ed25519(message_id: str, timestamp: int, body: bytes, private_keys: Seq
         raise ValueError("at least one private key is needed to sign a request")
     message = f"{message_id}.{timestamp}.".encode() + body
     return " ".join(
-        "v1a," + base64.b64encode(load_private_key(key).sign(message)).decode("ascii")
+        "v1a," + base64.b64encode(_signing_key(key).sign(message)).decode("ascii")
         for key in private_keys
     )
+
+
+@lru_cache(maxsize=4096)
+def _signing_key(private_key: str) -> Ed25519PrivateKey:
+    """:func:`load_private_key`, remembered for the endpoints a worker is delivering to."""
+    return load_private_key(private_key)
