@@ -44,6 +44,10 @@ class _Metered:
         )
         return self.outcome
 
+    def unsent(self, outcome: Outcome) -> Outcome:
+        self.outcome = self.inner.unsent(outcome)
+        return self.outcome
+
 
 def _count(outcome: Outcome | None, step: delivery.NextStep) -> None:
     if outcome is None:

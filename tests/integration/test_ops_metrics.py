@@ -95,6 +95,25 @@ def test_counters_move_with_attempts(
     assert value(after, "webhooks_due_retry_backlog") == 0
 
 
+def test_an_attempt_without_its_oauth2_token_counts_as_auth(
+    client: FlaskClient, session: Session, httpserver: HTTPServer, private_broker: str
+) -> None:
+    tenant = create_tenant(session, "acme")
+    session.commit()
+    httpserver.expect_request("/token").respond_with_data("down", status=503)
+    httpserver.expect_request("/hook").respond_with_data("fine", status=200)
+    auth = {"type": "oauth2", "token_url": httpserver.url_for("/token"), "client_id": "a",
+            "client_secret": "b"}  # fmt: skip
+    before = scrape(client)
+    deliver(one_delivery(session, tenant, httpserver.url_for("/hook"), auth=auth))
+    after = scrape(client)
+    moved = value(after, "webhooks_attempts_total", status_class="auth") - value(
+        before, "webhooks_attempts_total", status_class="auth"
+    )
+    assert moved == 1
+    assert [request.path for request, _ in httpserver.log] == ["/token"]
+
+
 def test_event_ingested_counts_events_and_their_deliveries(client: FlaskClient) -> None:
     before = scrape(client)
     metrics.event_ingested(3)

@@ -365,6 +365,14 @@ class Transport:
             # Releases a fully read connection to the pool; closes any other one.
             response.close()
 
+    def unsent(self, outcome: Outcome) -> Outcome:
+        """Report an attempt that could not be sent (its credentials could not be had).
+
+        It returns ``outcome`` unchanged; wrappers that observe every attempt's outcome (the
+        worker's metrics) see such attempts here, as they see the others through :meth:`post`.
+        """
+        return outcome
+
     def _adapter_for(self, certificate: client_tls.ClientCertificate | None) -> _GuardedAdapter:
         if certificate is None:
             return self._adapter

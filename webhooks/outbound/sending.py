@@ -52,7 +52,7 @@ def send(
         except TokenUnavailable as exc:
             log.warning("endpoint %s: no OAuth2 token: %s", endpoint.id, exc)
             unsent = build_request(endpoint, body, at=at)
-            return unsent, Outcome(None, {}, b"", AUTH_ERROR, 0), None
+            return unsent, transport.unsent(Outcome(None, {}, b"", AUTH_ERROR, 0)), None
         request = build_request(endpoint, body, at=at, authorization=token)
         outcome = transport.post(
             request.url,
