@@ -33,8 +33,8 @@ from werkzeug import Request, Response
 
 from api import create_app
 from tests.api_client import Caller
-from tests.e2e.broker import environment, exclusive_redis_db
 from tests.e2e.test_delivery_e2e import attempts, wait_for_status
+from tests.e2e.test_delivery_e2e import broker_url as broker_url  # fixture: own Redis db
 from tests.processes import Worker
 from tests.services import free_port, wait_until
 from tests.tls_receivers import MutualTLSReceiver, client_certificate, write_ca
@@ -57,15 +57,6 @@ TOKEN_LIFETIME = 15
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with (
-        exclusive_redis_db(os.environ["WEBHOOKS_TEST_REDIS_URL"]) as url,
-        environment(WEBHOOKS_BROKER_URL=url),
-    ):
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -427,18 +427,19 @@ def rotate_secret(endpoint: Endpoint, secret: str | None = None, *, at: datetime
     """
     if endpoint.signing == signing.ED25519 and endpoint.signing_key is not None:
         key = signing.generate_private_key() if secret is None else validate_private_key(secret)
-        if key == endpoint.signing_key:
-            raise InvalidInput("the new key must differ from the current one", field="secret")
-        endpoint.previous_signing_key = endpoint.signing_key
-        endpoint.previous_signing_key_expires_at = at + ROTATION_GRACE
-        endpoint.signing_key = key
-        return key
+        return _rotate(endpoint, "signing_key", key, at=at, what="key")
     new = signing.generate_secret() if secret is None else validate_secret(secret)
-    if new == endpoint.secret:
-        raise InvalidInput("the new secret must differ from the current one", field="secret")
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = at + ROTATION_GRACE
-    endpoint.secret = new
+    return _rotate(endpoint, "secret", new, at=at, what="secret")
+
+
+def _rotate(endpoint: Endpoint, column: str, new: str, *, at: datetime, what: str) -> str:
+    """Make ``new`` the endpoint's ``column``; the old value goes to ``previous_<column>``,
+    signing until ``previous_<column>_expires_at``."""
+    if new == getattr(endpoint, column):
+        raise InvalidInput(f"the new {what} must differ from the current one", field="secret")
+    setattr(endpoint, f"previous_{column}", getattr(endpoint, column))
+    setattr(endpoint, f"previous_{column}_expires_at", at + ROTATION_GRACE)
+    setattr(endpoint, column, new)
     return new
 
 
