@@ -80,24 +80,35 @@ def run(bench: Bench) -> None:
         for scheme in signing.SCHEMES
     }
     rates: dict[str, list[float]] = {scheme: [] for scheme in signing.SCHEMES}
+    cpu: dict[str, list[float]] = {scheme: [] for scheme in signing.SCHEMES}
     with bench.workers((ENGINE_APP, pool, f"engine-{pool}")) as (worker,):
         for round_index in range(options.rounds):
             order = signing.SCHEMES if round_index % 2 == 0 else signing.SCHEMES[::-1]
             for scheme in order:
                 rate = drain(bench, "signing", "engine", pool, worker, by_scheme[scheme],
                              options.size)  # fmt: skip
-                if rate is not None:
-                    rates[scheme].append(rate)
-    hmac_rate = median(rates[signing.HMAC]) if rates[signing.HMAC] else None
-    ed_rate = median(rates[signing.ED25519]) if rates[signing.ED25519] else None
+                if rate is None:
+                    continue
+                rates[scheme].append(rate)
+                spent = bench.phases[-1].cpu_ms_per_op("worker")
+                if spent is not None:
+                    cpu[scheme].append(spent)
     label = f"{pool} -c{options.concurrency(pool)}"
-    bench.add(
-        Figure(
-            "signing",
-            f"engine e2e with ed25519 endpoints, {label}",
-            ed_rate,
-            "deliveries/s",
-            hmac_rate,
-            "HMAC endpoints",
+    for name, values, unit in (
+        (f"engine e2e with ed25519 endpoints, {label}", rates, "deliveries/s"),
+        (f"worker CPU per delivery, ed25519 endpoints, {label}", cpu, "ms"),
+    ):
+        bench.add(
+            Figure(
+                "signing",
+                name,
+                _median(values[signing.ED25519]),
+                unit,
+                _median(values[signing.HMAC]),
+                "HMAC endpoints",
+            )
         )
-    )
+
+
+def _median(values: list[float]) -> float | None:
+    return median(values) if values else None
