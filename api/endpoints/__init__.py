@@ -8,10 +8,11 @@ by ``GET .../secret`` (:mod:`api.endpoints.secrets`), the others never.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, missing, validate
 
 from api import db
 from api.auth import tenant_access
@@ -38,6 +39,23 @@ _HEADER_NAME_DOC = {"pattern": anchored(rules.HEADER_NAME), "maxLength": rules.M
 def _strict_boolean(**kwargs: Any) -> fields.Boolean:
     """A JSON boolean, not any of the strings and numbers marshmallow reads as one."""
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+class _Shown(fields.Nested):
+    """A stored object shown through ``view``, which leaves out what must never be shown."""
+
+    def __init__(self, nested: type[Schema], view: Callable[[Any], Any], **kwargs: Any) -> None:
+        super().__init__(nested, **kwargs)
+        self._view = view
+
+    def get_value(
+        self,
+        obj: Any,
+        attr: str,
+        accessor: Callable[[Any, str, Any], Any] | None = None,
+        default: Any = missing,
+    ) -> Any:
+        return self._view(super().get_value(obj, attr, accessor, default))
 
 
 class AuthViewSchema(Schema):
@@ -82,18 +100,12 @@ class EndpointSchema(Schema):
         allow_none=True,
         metadata={"description": "whpk_ key that verifies the v1a signatures (ed25519 only)"},
     )
-    auth = fields.Method("_auth", dump_only=True, allow_none=True)
-    client_certificate = fields.Method("_client_certificate", dump_only=True, allow_none=True)
+    auth = _Shown(AuthViewSchema, receiver_auth.public_view, dump_only=True, allow_none=True)
+    client_certificate = _Shown(
+        ClientCertificateViewSchema, client_tls.public_view, dump_only=True, allow_none=True
+    )
     created_at = Timestamp(dump_only=True)
     updated_at = Timestamp(dump_only=True)
-
-    def _auth(self, endpoint: Endpoint) -> dict[str, Any] | None:
-        return receiver_auth.public_view(endpoint.auth)
-
-    def _client_certificate(self, endpoint: Endpoint) -> dict[str, Any] | None:
-        view = client_tls.public_view(endpoint.client_certificate)
-        dumped: dict[str, Any] | None = ClientCertificateViewSchema().dump(view) if view else None
-        return dumped
 
 
 class AuthSchema(Schema):

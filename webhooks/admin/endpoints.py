@@ -202,11 +202,6 @@ def validate_private_key(private_key: str) -> str:
     return private_key
 
 
-def _validate_auth(auth: Mapping[str, Any]) -> dict[str, Any]:
-    # The token URL's addresses are checked with the URL's (_check_targets).
-    return receiver_auth.validate(auth, check_url=lambda _: None)
-
-
 def validate_content_type(content_type: str) -> str:
     """A media type such as ``application/json`` or ``text/plain; charset=utf-8``."""
     if len(content_type) > MAX_CONTENT_TYPE or not MEDIA_TYPE.fullmatch(content_type):
@@ -269,7 +264,7 @@ _CHECKS: Mapping[str, Callable[[Any], Any]] = {
     "retry_schedule": validate_retry_schedule,
     "timeout_seconds": validate_timeout,
     "signing": _validate_signing,
-    "auth": _validate_auth,
+    "auth": receiver_auth.validate,  # its token_url: _check_targets
     "client_certificate": lambda value: client_tls.validate(value, at=now()),
 }
 
@@ -315,11 +310,10 @@ def _check_consistency(endpoint: Endpoint) -> None:
     if endpoint.template is not None:
         template.validate(endpoint.template, content_type=endpoint.content_type)
     if endpoint.auth is not None:
-        if (api_key or "").lower() == AUTHORIZATION.lower():
-            raise InvalidInput(f"auth already sets {AUTHORIZATION}", field="api_key_header")
-        for name in endpoint.headers:
-            if name.lower() == AUTHORIZATION.lower():
-                raise InvalidInput(f"auth already sets {AUTHORIZATION}", field=f"headers.{name}")
+        named = [*set_by.items(), *((name.lower(), f"headers.{name}") for name in endpoint.headers)]
+        for name, field in named:
+            if name == AUTHORIZATION.lower():
+                raise InvalidInput(f"auth already sets {AUTHORIZATION}", field=field)
 
 
 def _check_targets(endpoint: Endpoint, policy: ssrf.TargetPolicy) -> None:
