@@ -9,13 +9,14 @@ configured through the API as a tenant would.
 - mutual TLS: a receiver requiring client certificates (a ``trustme`` CA) accepts the endpoint
   that has one and refuses the endpoint that has none.
 
-Each test ends by scanning what could leak (API responses, the worker's log, the API's and the
-worker's ``/metrics``, the attempt rows) for every secret value it used.
+Each test ends by scanning what could leak (API responses, the API's and the worker's logs and
+``/metrics``, the attempt rows) for every secret value it used.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -84,11 +85,13 @@ def worker(
 
 
 class Api:
-    """The API in this process, as the tenant's admin; keeps every response body it got."""
+    """The API in this process, as the tenant's admin; keeps every response body it got, and
+    (``log``) what this process logged meanwhile."""
 
-    def __init__(self, client: FlaskClient, token: str) -> None:
+    def __init__(self, client: FlaskClient, token: str, log: pytest.LogCaptureFixture) -> None:
         self.caller = Caller(client, token)
         self.bodies: list[str] = []
+        self.log = log
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.caller.request(method, path, **kwargs)
@@ -104,11 +107,14 @@ class Api:
 
 
 @pytest.fixture
-def api(session: Session, worker: Worker, receiver: HTTPServer) -> Iterator[Api]:
+def api(
+    session: Session, worker: Worker, receiver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> Iterator[Api]:
+    caplog.set_level(logging.DEBUG)
     create_tenant(session, "acme")
     _, token = create_token(session, tenant=None)
     session.commit()
-    yield Api(create_app({"TESTING": True}).test_client(), token)
+    yield Api(create_app({"TESTING": True}).test_client(), token, caplog)
     receiver.clear()
 
 
@@ -147,6 +153,7 @@ def assert_nothing_leaks(api: Api, worker: Worker, port: int, secrets: Iterable[
         ]  # fmt: skip
     places = {
         "API responses": "\n".join(api.bodies),
+        "the API's log": api.log.text,
         "the worker's log": worker.log.read_text(errors="replace"),
         "the API's /metrics": api.caller.get("/metrics").get_data(as_text=True),
         "the worker's /metrics": requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text,
@@ -200,7 +207,12 @@ def test_basic_and_bearer_arrive_as_sent_also_on_a_redelivery(
         retry_schedule=[],
         auth={"type": "basic", "username": "hooks", "password": "e2e-basic-password"},
     )
-    api.endpoint(url=bearer.url, auth={"type": "bearer", "token": "e2e-static-bearer-token"})
+    # Verified: the API itself sends a PING with the token, before the worker's delivery.
+    api.endpoint(
+        url=bearer.url,
+        auth={"type": "bearer", "token": "e2e-static-bearer-token"},
+        verify=True,
+    )
     event_id = enqueue_event("booking.created", {}, tenant="acme")
     failed = delivery_of(event_id, basic.url)
     wait_for_status_of(failed, "failed")
@@ -210,7 +222,7 @@ def test_basic_and_bearer_arrive_as_sent_also_on_a_redelivery(
     wait_for_status_of(failed, "succeeded")
     expected = "Basic aG9va3M6ZTJlLWJhc2ljLXBhc3N3b3Jk"  # base64 of hooks:e2e-basic-password
     assert basic.authorizations() == [expected, expected]
-    assert bearer.authorizations() == ["Bearer e2e-static-bearer-token"]
+    assert bearer.authorizations() == ["Bearer e2e-static-bearer-token"] * 2  # PING, delivery
     assert_nothing_leaks(
         api,
         worker,
