@@ -51,6 +51,7 @@ from webhooks.outbound.request import USER_AGENT
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
+    from requests.adapters import _HostParams, _PoolKwargs
 
 #: Most of a response body that is read and kept; the rest is never downloaded.
 MAX_BODY_BYTES = 64 * 1024
@@ -245,7 +246,8 @@ class _GuardedAdapter(HTTPAdapter):
     """requests' adapter with guarded pools, and proxy pools that keep the deadline.
 
     With ``ssl_context`` (an endpoint's client certificate) every pool it makes uses that
-    context: such an adapter serves one endpoint only (:meth:`Transport.post`).
+    context, direct or through the egress proxy: such an adapter serves one endpoint only
+    (:meth:`Transport.post`).
     """
 
     def __init__(
@@ -259,12 +261,23 @@ class _GuardedAdapter(HTTPAdapter):
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
-        if self._ssl_context is not None:
-            pool_kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager = _GuardedPoolManager(
             self._policy, num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
         )
+
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        if self._ssl_context is not None:
+            pool_kwargs["ssl_context"] = self._ssl_context
+        return host_params, pool_kwargs
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
