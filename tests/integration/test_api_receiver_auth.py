@@ -206,6 +206,7 @@ def test_a_failing_token_endpoint_refuses_the_endpoint(
         ({"type": "basic", "username": "a:b", "password": "p"}, "auth.username"),
         ({"type": "bearer", "token": "t", "password": "p"}, "auth.password"),
         ({"type": "bearer", "token": "line\nbreak"}, "auth.token"),
+        ({"type": "bearer", "token": "tökén"}, "auth.token"),
         ({"type": "oauth2", "token_url": "https://10.0.0.1/token", "client_id": "a",
           "client_secret": "b"}, "auth.token_url"),
         ({"type": "oauth2", "token_url": "ftp://x/token", "client_id": "a",

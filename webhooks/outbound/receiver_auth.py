@@ -21,7 +21,7 @@ BEARER = "bearer"
 OAUTH2 = "oauth2"
 TYPES = (BASIC, BEARER, OAUTH2)
 
-#: Per type: the fields it needs, the optional ones, and which of them are secret.
+#: Per type: the fields it needs and the optional ones; then the fields that are secret.
 _REQUIRED = {
     BASIC: ("username", "password"),
     BEARER: ("token",),
@@ -54,6 +54,9 @@ def validate(auth: Mapping[str, Any]) -> dict[str, Any]:
         stored[name] = _text(value, f"auth.{name}")
     if kind == BASIC and ":" in stored["username"]:
         raise InvalidInput("a Basic auth username cannot contain ':'", field="auth.username")
+    if kind == BEARER and not stored["token"].isascii():
+        # Sent as is in a header (Basic credentials are base64, so any text will do there).
+        raise InvalidInput("a bearer token must be ASCII", field="auth.token")
     return stored
 
 
