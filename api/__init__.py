@@ -1,4 +1,4 @@
-"""The management API (contract §5): ``gunicorn 'api:create_app()'``.
+"""The management API: ``gunicorn 'api:create_app()'``.
 
 A thin adapter over :mod:`webhooks`: flask-smorest blueprints, one per resource, whose
 marshmallow schemas both validate requests and generate the OpenAPI document at

@@ -17,6 +17,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from webhooks.core.clock import rfc3339
+from webhooks.core.redaction import mask_headers
 
 #: Nesting deeper than this is refused: no payload needs it, and recursion has a limit.
 MAX_JSON_DEPTH = 64
@@ -80,8 +81,14 @@ class JSON(fields.Raw):
         return value
 
 
+#: Times from this one on are refused: arithmetic on them (a window's slack, a schedule's
+#: delay) would leave the range of dates Python and Postgres can hold.
+LATEST_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 class Timestamp(fields.Field[datetime]):
-    """An RFC 3339 time: written in UTC with a ``Z``, read with any offset but not without."""
+    """An RFC 3339 time: written in UTC with a ``Z``, read with any offset but not without,
+    before the year 9999."""
 
     def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return None if value is None else rfc3339(value)
@@ -92,6 +99,20 @@ class Timestamp(fields.Field[datetime]):
                 "Must be an RFC 3339 time with an offset, e.g. 2026-11-22T10:00:00Z."
             )
         try:
-            return datetime.fromisoformat(value.upper()).astimezone(UTC)
+            parsed = datetime.fromisoformat(value.upper()).astimezone(UTC)
         except (ValueError, OverflowError):
             raise ValidationError("Not a valid time.") from None
+        if parsed >= LATEST_TIME:
+            raise ValidationError(f"Must be before {rfc3339(LATEST_TIME)}.")
+        return parsed
+
+
+class MaskedHeaders(fields.Dict):
+    """Custom headers as responses show them: credential-like values masked (the rule of
+    :mod:`webhooks.core.redaction`); a PATCH that sends a masked value back keeps it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=fields.String(), values=fields.String(), **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else mask_headers(value)

@@ -1,4 +1,4 @@
-"""Response shapes shared by several resources: deliveries and attempts (contract §5)."""
+"""Response shapes shared by several resources: deliveries and attempts."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def _latency(axis: Any, groups: dict[str, dict[str, float | None]], key: str) ->
         positions = [i + (offset - 1) * width for i in range(len(labels))]
         axis.bar(positions, values, width, label=pct)
     axis.set_xticks(range(len(labels)), labels, fontsize=8)
-    # The issues' targets: p50 < 10 ms and p99 < 50 ms; healthy p99 < 1 s with hanging peers.
+    # The targets: p50 < 10 ms and p99 < 50 ms; healthy p99 < 1 s with hanging peers.
     for limit in (10, 50) if key == "latency" else (1000,):
         axis.axhline(limit, color="tab:red", linewidth=0.8, linestyle="--")
     axis.set_yscale("log")

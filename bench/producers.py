@@ -1,7 +1,7 @@
 """Producer processes for the enqueue scenario (forked by a forkserver, driven by pipes).
 
 Each process times, one call at a time, either ``enqueue_event`` or the baseline pair the
-issue compares it with: one bare Celery publish (stock Celery and kombu on the same broker,
+target compares it with: one bare Celery publish (stock Celery and kombu on the same broker,
 with the library's serializer, queues and transport options, but kombu's own Redis transport
 where the library uses :mod:`webhooks.redis_transport`) and one single-row Postgres commit
 (the library's own engine). Running both kinds in the same processes, in alternating blocks,

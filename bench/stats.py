@@ -1,7 +1,7 @@
 """What a run measures: figures with their baselines and targets, and per-phase resources.
 
 A :class:`Figure` is one row of the table: a value, the baseline it is compared to (measured
-in the same run), their ratio, and the target from the issues, which is either on the ratio
+in the same run), their ratio, and the target, which is either on the ratio
 (``≥ 0.70x noop``) or on the value itself (``p99 < 50 ms``). A :class:`Phase` is one timed
 stretch of work with the CPU every party spent in it, so the table says where time went.
 """

@@ -96,14 +96,15 @@ signals.setup_logging.connect(_logging)
 
 
 def _metrics_exporter(**_: Any) -> None:
-    """Serve this host's worker metrics on ``WEBHOOKS_METRICS_PORT``, when it is set.
+    """Serve this host's worker metrics on ``WEBHOOKS_METRICS_HOST:WEBHOOKS_METRICS_PORT``,
+    when the port is set.
 
     In the worker's main process, once: a gevent or threads pool counts there, and a prefork
     pool's children write to ``PROMETHEUS_MULTIPROC_DIR``, which the exporter sums.
     """
-    port = get_settings().metrics_port
-    if port is not None:
-        metrics.start_exporter(port)
+    settings = get_settings()
+    if settings.metrics_port is not None:
+        metrics.start_exporter(settings.metrics_port, settings.metrics_host)
 
 
 signals.worker_init.connect(_metrics_exporter)

@@ -17,7 +17,7 @@ from marshmallow import Schema, fields, missing, validate
 from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
-from api.fields import Text, Timestamp, anchored
+from api.fields import MaskedHeaders, Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
 from webhooks.admin import endpoints as rules
 from webhooks.ingest.event_names import FILTER_PATTERN
@@ -89,7 +89,13 @@ class EndpointSchema(Schema):
     )
     signature_header = fields.String(dump_only=True, allow_none=True)
     api_key_header = fields.String(dump_only=True, allow_none=True)
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), dump_only=True)
+    headers = MaskedHeaders(
+        dump_only=True,
+        metadata={
+            "description": "Custom headers; credential-like values (Authorization, Cookie, "
+            "names containing token, key, secret, password or signature) read [redacted]"
+        },
+    )
     content_type = fields.String(dump_only=True)
     template = fields.String(dump_only=True, allow_none=True)
     retry_schedule = fields.List(fields.Integer(), dump_only=True, allow_none=True)

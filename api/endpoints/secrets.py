@@ -44,10 +44,11 @@ class RotatedSchema(Schema):
 
 
 @blp.route("/secret", methods=["GET"])
-@tenant_access("endpoints:read")
+# Write, not read: whoever knows the secret can forge our signatures.
+@tenant_access("endpoints:write")
 @blp.response(200, SecretSchema)
 def reveal(tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
-    """The current signing secret (the only place it is shown)."""
+    """The current signing secret (the only place it is shown); needs ``endpoints:write``."""
     return {"secret": rules.get_endpoint(db.session(), tenant.id, endpoint_id).secret}
 
 

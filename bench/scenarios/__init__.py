@@ -32,6 +32,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     ),
     "rss": ("bench.scenarios.rss", "worker RSS growth over a long run"),
     "history": ("bench.scenarios.history", "history pages p95 on 1M attempts; purge vs inserts"),
+    "schemas": (
+        "bench.scenarios.schemas",
+        "hostile payload schemas (ReDoS, uniqueItems, budget) vs benign ones: wall-clock ceiling",
+    ),
     "signing": (
         "bench.scenarios.signing",
         "ed25519 vs HMAC: sign time per delivery, and end-to-end deliveries/s",

@@ -1,6 +1,6 @@
 """``enqueue_event`` cost and producer throughput against its own building blocks.
 
-The issue's target: with 1 matching endpoint an ``enqueue_event`` costs at most 1.3x one bare
+The target: with 1 matching endpoint an ``enqueue_event`` costs at most 1.3x one bare
 Celery publish plus one single-row Postgres commit; with 3 matching endpoints at most 2x
 (one transaction, one connection, publishes reusing one producer connection). Both sides are
 measured here in the same producer processes (1 and 4 of them, see :mod:`bench.producers`), in

@@ -1,6 +1,6 @@
 """History queries on a large table, and the retention purge beside live inserts.
 
-Issue 6's targets: with 1,000,000 attempts and 300,000 deliveries in Postgres, any page of
+The targets: with 1,000,000 attempts and 300,000 deliveries in Postgres, any page of
 deliveries or of an endpoint's run history, by endpoint and status, answers with p95 under
 20 ms in-process; the purge of 500,000 rows never holds a concurrent insert for 100 ms.
 

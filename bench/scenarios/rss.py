@@ -3,7 +3,7 @@
 The harness feeds events continuously (keeping at most a few thousand undelivered) while the
 worker delivers them, and samples the worker's RSS from ``/proc`` every second. Growth is
 measured from the first sample after 10% of the deliveries — imports, pools and caches are
-warm by then — to the last; the issue's target is under 10% over 100,000 deliveries. The
+warm by then — to the last; the target is under 10% over 100,000 deliveries. The
 sustained rate with a live producer on the same two cores comes out as a by-product.
 """
 

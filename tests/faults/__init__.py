@@ -1,1 +1,1 @@
-"""Fault tests: real workers, brokers, databases and receivers broken on purpose (issue 9)."""
+"""Fault tests: real workers, brokers, databases and receivers broken on purpose."""

@@ -96,7 +96,8 @@ def start_api(env: Mapping[str, str], log: Path, workers: int = 2, threads: int 
     port = free_port()
     api = Process(
         [sys.executable, "-m", "gunicorn", "api:create_app()", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+         "--worker-class", "api.problem_worker.ProblemWorker", "--workers", str(workers),
+         "--threads", str(threads),
          "--timeout", "60"],
         env,
         log,
@@ -141,6 +142,19 @@ def answer(status: int = 200, body: bytes = b"ok", delay: float = 0.0) -> Behavi
         conn.sendall(_head(status, len(body)) + body)
 
     return behave
+
+
+def hostile_bytes(conn: socket.socket, _: Request, __: threading.Event) -> None:
+    """A 200 whose headers and body hold NUL, bytes that are not UTF-8, and bulk."""
+    body = b"\x00\xff\xfe not utf-8 \xc3"
+    head = (
+        b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\nX-Latin: \xff\xfe\r\n"
+        + b"".join(f"X-Many-{n}: v\r\n".encode() for n in range(80))
+        + b"X-Huge: "
+        + b"h" * 60_000
+        + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    )
+    conn.sendall(head + body)
 
 
 def _head(status: int, length: int, *extra: str) -> bytes:

@@ -1,6 +1,6 @@
 """A worker killed with ``kill -9`` and a broker that forgets everything, mid-burst.
 
-Neither may lose a delivery (CONTRACT.md section 6): the database is the record of what is
+Neither may lose a delivery: the database is the record of what is
 due, the claim keeps redelivered messages from sending twice where it can, and the sweeper
 publishes again whatever the broker lost.
 """

@@ -1,16 +1,20 @@
 """``webhooks db upgrade`` creates or upgrades the schema, repeatably, on Postgres and SQLite."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from tests import services
+from webhooks.core.crypto import open_headers
 from webhooks.models import Base
+from webhooks.ops.migrate import alembic_config
 
 _TABLES = {
     "tenants",
@@ -26,7 +30,7 @@ _TABLES = {
 
 def _upgrade(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "webhooks.cli", "db", "upgrade"],
+        [sys.executable, "-m", "webhooks.ops.cli", "db", "upgrade"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -65,3 +69,40 @@ def test_migrations_match_the_models() -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
+
+
+def test_revision_0007_seals_credential_headers_stored_in_plaintext_and_back() -> None:
+    admin_url = os.environ["WEBHOOKS_TEST_ADMIN_DATABASE_URL"]
+    name = f"webhooks_seal_{os.getpid()}"
+    url = services.create_database(admin_url, name)
+    engine = create_engine(url)
+    plain = {"Authorization": "Bearer plain-0007", "X-Tenant": "t1"}
+    try:
+        config = alembic_config(url)
+        command.upgrade(config, "0004")
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO tenants VALUES ('ten_1', 'acme', '', now(), now())")
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO endpoints (id, tenant_id, url, description, event_types, "
+                    "enabled, secret, headers, content_type, timeout_seconds, created_at, "
+                    "updated_at) VALUES ('ep_1', 'ten_1', 'https://r.example/', '', '[]', "
+                    "true, 'x', CAST(:headers AS jsonb), 'application/json', 10, now(), now())"
+                ),
+                {"headers": json.dumps(plain)},
+            )
+
+        def stored() -> str:
+            with engine.connect() as connection:
+                return str(connection.execute(text("SELECT headers::text FROM endpoints")).scalar())
+
+        command.upgrade(config, "head")
+        assert "plain-0007" not in stored() and "t1" in stored()
+        assert open_headers(json.loads(stored())) == plain
+        command.downgrade(config, "0004")
+        assert json.loads(stored()) == plain
+    finally:
+        engine.dispose()
+        services.drop_database(admin_url, name)

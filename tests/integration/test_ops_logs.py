@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from tests.e2e.broker import environment, exclusive_redis_db
 from webhooks.admin.tenants import create_tenant
 from webhooks.core.config import get_settings
-from webhooks.core.logs import REDACTED, configure_logging
+from webhooks.core.logs import configure_logging
+from webhooks.core.redaction import REDACTED
 from webhooks.ingest.enqueue import ingest
 from webhooks.models import Delivery, Endpoint
 from workers.tasks import deliver

@@ -16,6 +16,7 @@ def test_embedded_defaults_need_no_server(tmp_path: Path) -> None:
     assert settings.broker_url.startswith("sqla+sqlite:///")
     assert not settings.allow_http and settings.allowed_private_networks == ()
     assert (settings.max_payload_bytes, settings.history_retention_days) == (262_144, 30)
+    assert settings.metrics_host == "127.0.0.1"  # the worker's exporter: loopback only
     # The development key is generated once and then reused.
     again = load_settings({"WEBHOOKS_VAR_DIR": str(tmp_path)})
     assert settings.secret_keys == again.secret_keys
@@ -34,8 +35,10 @@ def test_values_are_parsed(tmp_path: Path) -> None:
             "WEBHOOKS_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8, ::1/128",
             "WEBHOOKS_MAX_PAYLOAD_BYTES": "1000",
             "WEBHOOKS_DEAD_LETTER_HANDLER": "pkg.mod:handle",
+            "WEBHOOKS_METRICS_HOST": "192.0.2.10",
         }
     )
+    assert settings.metrics_host == "192.0.2.10"
     assert settings.secret_keys == tuple(keys)
     assert settings.database_url == "postgresql+psycopg2://db/x"
     assert settings.allow_http

@@ -1,4 +1,4 @@
-"""What a receiver gets (contract §6), verified as a receiver would, and what history keeps."""
+"""What a receiver gets, verified as a receiver would, and what history keeps."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from webhooks import __version__
+from webhooks.core.redaction import REDACTED
+from webhooks.history import recording as history
 from webhooks.history.recording import MAX_RESPONSE_BODY, record_attempt
-from webhooks.models import Endpoint
+from webhooks.models import Attempt, Endpoint
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import REDACTED, build_request, envelope
+from webhooks.outbound.request import OutgoingRequest, build_request, envelope
 
 AT = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -189,3 +191,49 @@ def test_history_of_an_attempt_without_response() -> None:
     )
     assert attempt.response_status is None and attempt.response_headers is None
     assert attempt.response_body is None and attempt.error == "timeout" and attempt.attempt == 3
+
+
+def _recorded(target: Endpoint, request: OutgoingRequest, result: Outcome) -> Attempt:
+    return record_attempt(
+        Session(),
+        endpoint=target,
+        delivery_id="dlv_1",
+        number=1,
+        request=request,
+        outcome=result,
+        started_at=AT,
+    )
+
+
+def test_history_stores_whatever_bytes_a_receiver_sends() -> None:
+    request = build_request(endpoint(), BODY, at=AT)
+    many = {f"X-H{n}": "v" for n in range(500)}
+    hostile = Outcome(
+        200,
+        {"X-Bad": "a\x00b", "X-Huge": "h" * 100_000, "X-Auth-Token": "t0k", **many},
+        b"\x00\xff\xfe body \xc3",
+        None,
+        5,
+    )
+    attempt = _recorded(endpoint(), request, hostile)
+    headers = attempt.response_headers
+    assert headers is not None
+    assert headers["X-Bad"] == "a\ufffdb"
+    assert len(headers["X-Huge"]) == history.MAX_HEADER_VALUE
+    assert headers["X-Auth-Token"] == REDACTED
+    assert len(headers) <= history.MAX_HEADERS
+    assert sum(len(k) + len(v) for k, v in headers.items()) <= history.MAX_HEADER_TOTAL
+    assert attempt.response_body is not None and "\x00" not in attempt.response_body
+    json.dumps(headers).encode()  # storable: valid UTF-8 throughout
+
+
+def test_history_masks_url_query_values_and_credential_like_custom_headers() -> None:
+    target = endpoint(
+        url="https://hooks.example/in?token=slack-secret",
+        headers={"Authorization": "Bearer abc", "X-Auth-Token": "t0k", "X-Tenant": "acme"},
+    )
+    attempt = _recorded(target, build_request(target, BODY, at=AT), outcome())
+    assert attempt.request_url == f"https://hooks.example/in?token={REDACTED}"
+    kept = attempt.request_headers
+    assert kept["Authorization"] == kept["X-Auth-Token"] == REDACTED
+    assert kept["X-Tenant"] == "acme"

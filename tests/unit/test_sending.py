@@ -15,11 +15,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.unit.test_transport import LOCAL, UA
+from webhooks.history.recording import request_headers
 from webhooks.models import Endpoint
 from webhooks.outbound import sending
 from webhooks.outbound.http import Transport
 from webhooks.outbound.oauth2 import TokenCache
-from webhooks.outbound.request import envelope, redacted_headers
+from webhooks.outbound.request import envelope
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -93,7 +94,7 @@ def test_basic_and_bearer_arrive_as_sent(httpserver: HTTPServer, transport: Tran
     assert sending.send(bearer, BODY, transport, at=AT, tokens=TokenCache(transport))[1].ok
     expected = "Basic " + base64.b64encode("hooks:pa:ss wörd".encode()).decode()
     assert got.authorizations == [expected, "Bearer static-token"]
-    assert redacted_headers(request, basic)["Authorization"] == "[redacted]"
+    assert request_headers(request, basic)["Authorization"] == "[redacted]"
 
 
 def test_no_auth_sends_no_authorization(httpserver: HTTPServer, transport: Transport) -> None:

@@ -144,21 +144,21 @@ REFUSED_LITERALS = [
     ("[2001:db8::1]", "a documentation address"),
     ("[2001:2::1]", "a benchmarking address"),
     ("[100::1]", "discard-only"),
-    # IPv6 forms embedding an IPv4 address
-    ("[::ffff:127.0.0.1]", "IPv4-mapped address embedding 127.0.0.1 (a loopback address)"),
-    ("[::ffff:7f00:1]", "IPv4-mapped address embedding 127.0.0.1"),
-    ("[::ffff:10.1.2.3]", "IPv4-mapped address embedding 10.1.2.3 (a private address)"),
+    # IPv6 forms embedding an IPv4 address: the refusal names classes, never the address
+    ("[::ffff:127.0.0.1]", "IPv4-mapped address embedding a loopback address"),
+    ("[::ffff:7f00:1]", "IPv4-mapped address embedding a loopback address"),
+    ("[::ffff:10.1.2.3]", "IPv4-mapped address embedding a private address"),
     ("[::ffff:169.254.169.254]", "cloud metadata"),
-    ("[::ffff:0:127.0.0.1]", "IPv4-translated address embedding 127.0.0.1"),
-    ("[::127.0.0.1]", "IPv4-compatible address embedding 127.0.0.1"),
-    ("[::10.0.0.1]", "IPv4-compatible address embedding 10.0.0.1"),
-    ("[64:ff9b::127.0.0.1]", "NAT64 address embedding 127.0.0.1"),
-    ("[64:ff9b::a9fe:a9fe]", "NAT64 address embedding 169.254.169.254"),
-    ("[64:ff9b:1::a00:1]", "NAT64 address embedding 10.0.0.1"),
-    ("[2002:7f00:1::1]", "6to4 address embedding 127.0.0.1"),
-    ("[2002:a9fe:a9fe::1]", "6to4 address embedding 169.254.169.254"),
+    ("[::ffff:0:127.0.0.1]", "IPv4-translated address embedding a loopback address"),
+    ("[::127.0.0.1]", "an IPv4-compatible address"),
+    ("[::10.0.0.1]", "an IPv4-compatible address"),
+    ("[64:ff9b::127.0.0.1]", "NAT64 address embedding a loopback address"),
+    ("[64:ff9b::a9fe:a9fe]", "NAT64 address embedding a link-local address (the cloud metadata"),
+    ("[64:ff9b:1::a00:1]", "a local-use NAT64 address"),
+    ("[2002:7f00:1::1]", "6to4 address embedding a loopback address"),
+    ("[2002:a9fe:a9fe::1]", "6to4 address embedding a link-local address"),
     # Teredo: server 65.54.227.120, client 127.0.0.1 (stored inverted: 80ff:fffe)
-    ("[2001:0:4136:e378:8000:63bf:80ff:fffe]", "Teredo address embedding 127.0.0.1"),
+    ("[2001:0:4136:e378:8000:63bf:80ff:fffe]", "a Teredo address"),
 ]
 
 
@@ -213,12 +213,12 @@ def test_numeric_spellings_are_resolved_then_refused(
     host: str, fake_dns: Callable[[str, list[str]], None]
 ) -> None:
     message = refused(f"https://{host}/")
-    assert f"URL host {host} resolves to 127.0.0.1, a loopback address" in message
+    assert f"URL host {host} resolves to a loopback address" in message
 
 
 def test_localhost_is_refused(fake_dns: Callable[[str, list[str]], None]) -> None:
     fake_dns("localhost", ["127.0.0.1", "::1"])
-    assert "resolves to 127.0.0.1, a loopback address" in refused("https://localhost/")
+    assert "resolves to a loopback address" in refused("https://localhost/")
 
 
 def test_a_name_resolving_to_loopback_is_refused(
@@ -226,21 +226,24 @@ def test_a_name_resolving_to_loopback_is_refused(
 ) -> None:
     fake_dns("evil.example", ["127.0.0.1"])
     message = refused("https://evil.example/hook")
-    assert message == "URL host evil.example resolves to 127.0.0.1, a loopback address"
+    assert message == "URL host evil.example resolves to a loopback address"
+    assert "127.0.0.1" not in message  # internal DNS is not mapped through refusals
 
 
 def test_one_private_address_among_public_ones_refuses(
     fake_dns: Callable[[str, list[str]], None],
 ) -> None:
     fake_dns("mixed.example", ["93.184.216.34", "10.0.0.7"])
-    assert "resolves to 10.0.0.7, a private address" in refused("https://mixed.example/")
+    assert (
+        refused("https://mixed.example/") == "URL host mixed.example resolves to a private address"
+    )
 
 
 def test_aaaa_answers_embedding_private_ipv4_are_refused(
     fake_dns: Callable[[str, list[str]], None],
 ) -> None:
     fake_dns("six.example", ["2606:4700::1", "::ffff:192.168.0.1"])
-    assert "embedding 192.168.0.1 (a private address)" in refused("https://six.example/")
+    assert "embedding a private address" in refused("https://six.example/")
 
 
 def test_public_names_resolve_deduplicated_in_order(
@@ -289,6 +292,28 @@ def test_allowlist_lets_loopback_through(
 )
 def test_allowlist_does_not_let_other_private_addresses_through(host: str) -> None:
     refused(f"http://{host}/", LOOPBACK_ALLOWED)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[64:ff9b::7f00:1]",  # NAT64 of 127.0.0.1: the translator, not this machine, connects
+        "[2002:7f00:1::1]",  # 6to4 of 127.0.0.1
+        "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo with client 127.0.0.1
+        "[::ffff:0:127.0.0.1]",  # IPv4-translated
+        "[::127.0.0.1]",  # IPv4-compatible
+    ],
+)
+def test_allowlist_of_an_ipv4_network_does_not_allow_ipv6_forms_leaving_the_machine(
+    host: str,
+) -> None:
+    message = refused(f"http://{host}/", LOOPBACK_ALLOWED)
+    assert "127.0.0.1" not in message.partition(" is ")[2]  # the reason names no address
+
+
+def test_an_allowlisted_ipv6_translation_network_is_allowed_as_itself() -> None:
+    policy = TargetPolicy(allow_http=True, allowed_networks=(ipaddress.ip_network("64:ff9b::/96"),))
+    assert check_target("http://[64:ff9b::7f00:1]/", policy)
 
 
 def test_refusal_reason_is_none_when_allowed() -> None:

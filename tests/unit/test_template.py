@@ -243,6 +243,9 @@ def test_validate_refuses_long_templates(content_type: str) -> None:
         (" application/json ;charset=UTF-8", True),
         ("application/problem+json", True),
         ("application/vnd.api+json; ext=x", True),
+        ("text/json", True),
+        ("Text/JSON; charset=utf-8", True),
+        ("application/x-json", True),
         ("text/plain", False),
         ("application/x-www-form-urlencoded", False),
         ("application/xml", False),
@@ -254,6 +257,13 @@ def test_validate_refuses_long_templates(content_type: str) -> None:
 )
 def test_is_json_content_type(content_type: str, is_json: bool) -> None:
     assert is_json_content_type(content_type) is is_json
+
+
+@pytest.mark.parametrize("content_type", ["text/json", "application/vnd.acme.event+json"])
+def test_every_json_content_type_gets_json_escaping(content_type: str) -> None:
+    hostile = {"data": {"name": 'x", "admin": true, "y": "'}}
+    body = render('{"name": "[data.name]"}', hostile, content_type=content_type)
+    assert json.loads(body) == {"name": hostile["data"]["name"]}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Endpoints: creating, changing and rotating them, with every field checked (contract §5).
+"""Endpoints: creating, changing and rotating them, with every field checked.
 
 An endpoint's fields end up in HTTP requests made from inside the operator's network, so each
 is checked before it is stored: header names must be valid and must not override what the
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from webhooks.core.clock import now
 from webhooks.core.errors import InvalidInput, NotFound, TargetRefused
 from webhooks.core.ids import new_id
+from webhooks.core.redaction import REDACTED
 from webhooks.delivery.state import release_waiting
 from webhooks.ingest.event_names import validate_filters
 from webhooks.models import Attempt, Endpoint
@@ -375,6 +376,16 @@ def create_endpoint(
     return endpoint
 
 
+def _keep_masked(headers: dict[str, str], current: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with each value sent back as responses mask it (``[redacted]``) replaced
+    by the stored value, so that a client can PATCH back what it read without learning or
+    losing a credential."""
+    return {
+        name: current[name] if value == REDACTED and name in current else value
+        for name, value in headers.items()
+    }
+
+
 def update_endpoint(
     session: Session,
     endpoint: Endpoint,
@@ -392,6 +403,8 @@ def update_endpoint(
     rolls the session back.
     """
     values = {name: _value(name, value) for name, value in changes.items()}
+    if "headers" in values:
+        values["headers"] = _keep_masked(values["headers"], endpoint.headers)
     changed = {name for name, value in values.items() if getattr(endpoint, name) != value}
     for name in changed:
         setattr(endpoint, name, values[name])

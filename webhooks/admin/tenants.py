@@ -2,7 +2,7 @@
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,8 +25,15 @@ def validate_uid(uid: str) -> str:
 
 
 def create_tenant(session: Session, uid: str, name: str = "") -> Tenant:
-    """Add a tenant; :class:`Conflict` if the uid is taken."""
-    tenant = Tenant(uid=validate_uid(uid), name=name)
+    """Add a tenant; :class:`Conflict` if the uid is taken, in any case (``ACME`` when
+    ``acme`` exists: a unique index on ``lower(uid)`` says so)."""
+    validate_uid(uid)
+    existing = session.scalar(select(Tenant.uid).where(func.lower(Tenant.uid) == uid.lower()))
+    if existing is not None and existing != uid:
+        raise Conflict(
+            f"a tenant with uid {existing!r} exists (uids are unique regardless of case)"
+        )
+    tenant = Tenant(uid=uid, name=name)
     session.add(tenant)
     try:
         with session.begin_nested():

@@ -9,7 +9,7 @@ def now() -> datetime:
 
 
 def rfc3339(value: datetime) -> str:
-    """Format as the contract's RFC 3339 UTC form with a ``Z``: ``2026-11-22T10:00:00Z``."""
+    """Format as the API's RFC 3339 UTC form with a ``Z``: ``2026-11-22T10:00:00Z``."""
     text = value.astimezone(UTC).isoformat(
         timespec="milliseconds" if value.microsecond else "seconds"
     )

@@ -51,6 +51,9 @@ class Settings:
     ca_bundle: str | None = None
     #: Port where a worker serves its Prometheus metrics (``WEBHOOKS_METRICS_PORT``); None: off.
     metrics_port: int | None = None
+    #: Address the worker's metrics exporter binds to (``WEBHOOKS_METRICS_HOST``): loopback
+    #: unless the operator opens it, since the counters describe every tenant's traffic.
+    metrics_host: str = "127.0.0.1"
     var_dir: Path = Path("var")
 
 
@@ -175,6 +178,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_port=_positive_int(env["WEBHOOKS_METRICS_PORT"], "WEBHOOKS_METRICS_PORT")
         if env.get("WEBHOOKS_METRICS_PORT")
         else None,
+        metrics_host=env.get("WEBHOOKS_METRICS_HOST") or "127.0.0.1",
         republish_after_seconds=_positive_int(
             env.get("WEBHOOKS_REPUBLISH_AFTER_SECONDS", "180"), "WEBHOOKS_REPUBLISH_AFTER_SECONDS"
         ),

@@ -85,7 +85,7 @@ def retry_on_disconnect(operation: Callable[[], T]) -> T:
 def engine_for(url: str, *, autocommit: bool = False) -> Engine:
     """The engine for ``url``, created once per process (and once more with ``autocommit``)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 10})
+        engine = create_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_engine(
@@ -97,6 +97,9 @@ def engine_for(url: str, *, autocommit: bool = False) -> Engine:
         max_overflow=20,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5} if url.startswith("postgresql") else {},
+        # An error's text would otherwise quote its bound parameters: payloads, headers and
+        # URLs, all the way into the logs.
+        hide_parameters=True,
     )
     event.listen(engine, "connect", _stamp_returned)
     event.listen(engine, "checkin", _stamp_returned)

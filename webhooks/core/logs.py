@@ -5,23 +5,22 @@
 ``error``...) as top-level keys, which is what log shippers index. ``text`` (the default) is
 one readable line with the same extras appended as ``key=value``.
 
-A redaction filter runs on every record as defence in depth: the engine never logs header
-values, but should a ``webhook-signature``, a ``whsec_`` secret or an API key header value
-reach a message or an extra field one day, it is masked before any handler sees it.
+A redaction filter runs on every record, and both formats mask exception text: the engine
+never logs header values or payloads, but error text quotes what failed (a database error its
+data, an HTTP error its URL), so credentials are masked before any handler writes them, by
+the one rule of :mod:`webhooks.core.redaction` that the history and the API follow too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from webhooks.core.config import Settings
-
-REDACTED = "[redacted]"
+from webhooks.core.redaction import REDACTED, is_credential_name, mask_value, redact_text
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra``.
 _STANDARD = frozenset(
@@ -29,52 +28,29 @@ _STANDARD = frozenset(
     | {"message", "asctime", "taskName"}
 )
 
-#: Extras whose value is secret whatever it looks like.
-_SECRET_KEYS = re.compile(
-    r"(^|_)(secret|signature|api_?key|authorization|password|token)$", re.IGNORECASE
-)
-
-#: Secret-looking values inside free text.
-_SECRET_TEXT = (
-    # Bearer tokens (first: the header rule below would mask only the word "Bearer").
-    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer " + REDACTED),
-    # Standard Webhooks signatures (``v1,<base64>``), one or several.
-    (re.compile(r"\bv1,[A-Za-z0-9+/=]{20,}"), "v1," + REDACTED),
-    # Signing secrets.
-    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+"), "whsec_" + REDACTED),
-    # ``Header: value`` or ``'header': 'value'`` for secret-bearing header names.
-    (
-        re.compile(
-            r"""(?P<key>["']?(?:webhook-signature|x-[\w-]*signature|[\w-]*api[_-]?key|"""
-            r"""authorization)["']?\s*[:=]\s*)(?P<quote>["']?)(?!Bearer )[^"',}\s]+""",
-            re.IGNORECASE,
-        ),
-        r"\g<key>\g<quote>" + REDACTED,
-    ),
-)
-
-
-def redact_text(text: str) -> str:
-    for pattern, replacement in _SECRET_TEXT:
-        text = pattern.sub(replacement, text)
-    return text
-
 
 class RedactionFilter(logging.Filter):
-    """Masks secrets in the message, its arguments and its extra fields, in place."""
+    """Masks credentials in the message, its arguments and its extra fields, in place.
+
+    Extras are masked however they nest: Celery passes its task context as one ``data``
+    dict (arguments, exception text), which a filter looking at strings alone would pass.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact_text(message)
-        if cleaned != message:
+        if cleaned != message or record.args:
+            # Formatted once here, so that no argument reaches a handler unmasked.
             record.msg, record.args = cleaned, None
+        if record.exc_text:  # a traceback another handler formatted (and cached) first
+            record.exc_text = redact_text(record.exc_text)
         for key, value in list(vars(record).items()):
             if key in _STANDARD:
                 continue
-            if _SECRET_KEYS.search(key) and value is not None:
+            if is_credential_name(key) and value is not None:
                 setattr(record, key, REDACTED)
-            elif isinstance(value, str):
-                setattr(record, key, redact_text(value))
+            else:
+                setattr(record, key, mask_value(value))
         return True
 
 
@@ -83,7 +59,15 @@ def extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
 
 
-class JsonFormatter(logging.Formatter):
+class _RedactingFormatter(logging.Formatter):
+    """Exception text masked too: it quotes what failed (SQL errors their data, HTTP errors
+    their URL), and it is formatted after the filter has run."""
+
+    def formatException(self, ei: Any) -> str:
+        return redact_text(super().formatException(ei))
+
+
+class JsonFormatter(_RedactingFormatter):
     """One JSON object per line: time, level, logger, message, extras, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -99,13 +83,13 @@ class JsonFormatter(logging.Formatter):
         for key, value in extras(record).items():
             entry.setdefault(key, value)
         if record.exc_info:
-            entry["exception"] = redact_text(self.formatException(record.exc_info))
+            entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_RedactingFormatter):
     """``time level [logger] message key=value...``."""
 
     def __init__(self) -> None:

@@ -51,7 +51,7 @@ from webhooks.models.base import load_json
 from webhooks.outbound import sending, signing
 from webhooks.outbound.http import Transport
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import OutgoingRequest, envelope, redacted_headers
+from webhooks.outbound.request import OutgoingRequest, envelope
 
 log = logging.getLogger("webhooks.delivery")
 
@@ -315,7 +315,7 @@ def _claim_postgres(connection: Connection, delivery_id: str, now: datetime) -> 
         signature_header=row[11],
         api_key_header=row[12],
         api_key=_decrypt(row[13]),
-        headers=row[14] or {},
+        headers=crypto.open_headers(row[14] or {}),
         content_type=row[15],
         template=row[16],
         retry_schedule=row[17],
@@ -370,11 +370,11 @@ def _record_postgres(
         "number": job.number,
         "started_at": started_at,
         "duration_ms": outcome.duration_ms,
-        "request_url": request.url,
-        "request_headers": _json(redacted_headers(request, endpoint)),
+        "request_url": history.request_url(request.url),
+        "request_headers": _json(history.request_headers(request, endpoint)),
         "request_body": history.as_text(request.body),
         "response_status": outcome.status,
-        "response_headers": _json(dict(outcome.headers) if has_response else None),
+        "response_headers": _json(history.response_headers(outcome)),
         "response_body": (
             history.as_text(outcome.body, history.MAX_RESPONSE_BODY) if has_response else None
         ),

@@ -64,8 +64,12 @@ class Window:
         if self.since is not None:
             where += [id_column >= id_floor(prefix, self.since), time_column >= self.since]
         if self.until is not None:
-            upper = id_floor(prefix, self.until + slack + timedelta(milliseconds=1))
-            where += [id_column < upper, time_column <= self.until]
+            where.append(time_column <= self.until)
+            try:
+                upper = self.until + slack + timedelta(milliseconds=1)
+            except OverflowError:  # 9999-12-31: later than any id, the time bound will do
+                return where
+            where.append(id_column < id_floor(prefix, upper))
         return where
 
 

@@ -1,21 +1,92 @@
-"""Execution history: turning one request and its outcome into an attempt row (contract §7)."""
+"""Execution history: turning one request and its outcome into an attempt row.
 
+Half of an attempt row is written by the receiver: its status line, headers and body are
+whatever bytes a server chose to send, and the server may be hostile. Postgres refuses NUL
+in text and jsonb and refuses invalid UTF-8; a server may send thousands of headers or
+megabyte values. Everything stored here goes through :func:`as_text` and
+:func:`storable_headers` first, so that recording an attempt cannot fail on what a receiver
+sent, and credentials go through :mod:`webhooks.core.redaction`, so that the history keeps
+no more of them than the logs do. Every writer of attempt rows (this module's ORM path and
+the delivery engine's SQL path) uses these functions.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from webhooks.core.redaction import mask_headers, mask_url
 from webhooks.models import Attempt, Endpoint
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import OutgoingRequest, redacted_headers
+from webhooks.outbound.request import OutgoingRequest
 
 #: How much of a response body history keeps.
 MAX_RESPONSE_BODY = 64 * 1024
+#: Most headers kept of one response (a legitimate one has a few dozen).
+MAX_HEADERS = 100
+#: Longest header name and value kept; longer ones are cut.
+MAX_HEADER_NAME = 256
+MAX_HEADER_VALUE = 8 * 1024
+#: Most characters of header names and values kept per response, all together.
+MAX_HEADER_TOTAL = 64 * 1024
+
+#: What Postgres text cannot hold: NUL, and lone surrogates (not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def as_text(body: bytes, limit: int | None = None) -> str:
-    """Bytes as storable text: invalid UTF-8 and NUL (which Postgres text refuses) replaced."""
-    chunk = body if limit is None else body[:limit]
-    return chunk.decode("utf-8", "replace").replace("\x00", "\ufffd")
+def as_text(body: bytes | str, limit: int | None = None) -> str:
+    """Bytes (or text) as storable text: invalid UTF-8, NUL and lone surrogates replaced."""
+    if isinstance(body, bytes):
+        chunk = body if limit is None else body[:limit]
+        text = chunk.decode("utf-8", "replace")
+    else:
+        text = body if limit is None else body[:limit]
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def storable_headers(headers: Mapping[str, Any], hidden: Iterable[str] = ()) -> dict[str, str]:
+    """Headers as history keeps them: storable text, credentials (and ``hidden`` names)
+    masked, bounded in size.
+
+    At most :data:`MAX_HEADERS` headers and :data:`MAX_HEADER_TOTAL` characters are kept,
+    in the order received; names and values longer than their limits are cut. Names that
+    become equal once cleaned keep their first value.
+    """
+    kept: dict[str, str] = {}
+    budget = MAX_HEADER_TOTAL
+    for raw_name, raw_value in mask_headers(
+        {str(k): str(v) for k, v in headers.items()}, hidden
+    ).items():
+        if len(kept) >= MAX_HEADERS:
+            break
+        name = as_text(raw_name, MAX_HEADER_NAME)
+        value = as_text(raw_value, MAX_HEADER_VALUE)
+        budget -= len(name) + len(value)
+        if budget < 0:
+            break
+        kept.setdefault(name, value)
+    return kept
+
+
+def request_headers(request: OutgoingRequest, endpoint: Endpoint) -> dict[str, str]:
+    """The request's headers as history keeps them: signatures, API key, credentials hidden."""
+    hidden = {"webhook-signature"}
+    for name in (endpoint.signature_header, endpoint.api_key_header):
+        if name:
+            hidden.add(name)
+    return storable_headers(request.headers, hidden)
+
+
+def response_headers(outcome: Outcome) -> dict[str, str] | None:
+    """The response's headers as history keeps them; None when nothing was received."""
+    return storable_headers(outcome.headers) if outcome.status is not None else None
+
+
+def request_url(url: str) -> str:
+    """The URL as history keeps it: query values (Slack-style tokens) masked."""
+    return as_text(mask_url(url))
 
 
 def record_attempt(
@@ -37,13 +108,13 @@ def record_attempt(
         attempt=number,
         started_at=started_at,
         duration_ms=outcome.duration_ms,
-        request_url=request.url,
-        request_headers=redacted_headers(request, endpoint),
+        request_url=request_url(request.url),
+        request_headers=request_headers(request, endpoint),
         request_body=as_text(request.body),
         response_status=outcome.status,
-        response_headers=dict(outcome.headers) if has_response else None,
+        response_headers=response_headers(outcome),
         response_body=as_text(outcome.body, MAX_RESPONSE_BODY) if has_response else None,
-        error=outcome.error,
+        error=None if outcome.error is None else as_text(outcome.error),
     )
     session.add(attempt)
     return attempt

@@ -1,4 +1,4 @@
-"""Purging history older than ``WEBHOOKS_HISTORY_RETENTION_DAYS`` (contract §7).
+"""Purging history older than ``WEBHOOKS_HISTORY_RETENTION_DAYS``.
 
 Beat runs :func:`purge` hourly (the ``webhooks.purge`` task); ``webhooks purge`` runs it now.
 Children go before parents, attempts, then deliveries, then events, so no delete has rows to
@@ -13,7 +13,7 @@ commit does not queue behind a purge commit's flush.
 
 Open deliveries are kept, whatever their age, with their event and their attempts, until they
 finish: a delivery that is still to be sent is not history yet, and dropping it would lose a
-delivery the contract says is never lost (a disabled endpoint can park one for weeks). The
+delivery that must never be lost (a disabled endpoint can park one for weeks). The
 purge after it finishes removes it once it is older than the retention. A delivery's age is
 its creation time, so one created long ago and redelivered recently goes with its event.
 """

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
-from jsonschema.validators import validator_for  # type: ignore[import-untyped]
 from referencing.exceptions import Unresolvable
 from sqlalchemy import (
     ColumnElement,
@@ -62,6 +60,7 @@ from webhooks.core.errors import DatabaseUnavailable, InvalidInput, NotFound, Pa
 from webhooks.core.ids import new_id
 from webhooks.core.prepared import PreparedStatement
 from webhooks.ingest.event_names import matches, validate_name
+from webhooks.ingest.schema_validation import first_error
 from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event, EventType, Tenant
 from webhooks.ops import metrics
 
@@ -477,11 +476,12 @@ def _check_payload(data: Any) -> str:
 
 
 def _check_schema(schema: dict[str, Any] | None, event_type: str, data: Any) -> None:
-    """Match ``data`` against the type's JSON Schema from the tenant's catalogue, if any."""
+    """Match ``data`` against the type's JSON Schema from the tenant's catalogue, if any, in
+    bounded time (:class:`~webhooks.ingest.schema_validation.SchemaBudgetExceeded`)."""
     if schema is None:
         return
     try:
-        error = best_match(validator_for(schema)(schema).iter_errors(data))
+        error = first_error(schema, data)
     except (RecursionError, Unresolvable):
         # A schema can be valid and still unusable (``{"$ref": "#"}`` recurses forever).
         raise InvalidInput(

@@ -15,16 +15,21 @@ _SEGMENT = r"[A-Za-z0-9_-]+"
 NAME_PATTERN = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
 FILTER_PATTERN = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*(?:\.\*)?")
 MAX_LENGTH = 200
+#: The type of verification PINGs: reserved, so that a receiver can tell a
+#: PING from an event, and a producer cannot make an event look like one.
+PING_TYPE = "ping"
 
 
 def validate_name(name: str, field: str = "type") -> str:
-    """Check an event type name's syntax."""
+    """Check an event type name's syntax, and that it is not the reserved PING type."""
     if len(name) > MAX_LENGTH or not NAME_PATTERN.fullmatch(name):
         raise InvalidInput(
             f"{name!r} is not an event type name: dot-separated segments of letters, digits, "
             f"'_' or '-', at most {MAX_LENGTH} characters",
             field=field,
         )
+    if name == PING_TYPE:
+        raise InvalidInput(f"{PING_TYPE!r} is reserved for verification PINGs", field=field)
     return name
 
 

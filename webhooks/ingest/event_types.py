@@ -20,11 +20,14 @@ from sqlalchemy.orm import Session
 
 from webhooks.core.errors import Conflict, InvalidInput, NotFound
 from webhooks.ingest.event_names import validate_name
+from webhooks.ingest.schema_validation import check_patterns
 from webhooks.models import EventType
 
 
 def check_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Refuse a ``schema`` that is not itself a valid JSON Schema (of its ``$schema``)."""
+    """Refuse a ``schema`` that is not itself a valid JSON Schema (of its ``$schema``), or
+    that payloads could not be matched against in bounded time (see
+    :mod:`webhooks.ingest.schema_validation`)."""
     if schema is None:
         return None
     try:
@@ -36,6 +39,7 @@ def check_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
             field="schema",
         ) from None
     _check_references(schema)
+    check_patterns(schema)
     return schema
 
 

@@ -47,6 +47,27 @@ class EncryptedText(TypeDecorator[str]):
         return None if value is None else crypto.decrypt(value)
 
 
+class EncryptedHeaders(TypeDecorator[dict[str, Any]]):
+    """An endpoint's custom headers: JSON whose credential-like values are encrypted at rest
+    (:func:`webhooks.core.crypto.seal_headers`); plain on the way out."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(
+        self, value: dict[str, Any] | None, dialect: Dialect
+    ) -> dict[str, Any] | None:
+        return None if value is None else crypto.seal_headers(value)
+
+    def process_result_value(
+        self, value: dict[str, Any] | None, dialect: Dialect
+    ) -> dict[str, Any] | None:
+        return None if value is None else crypto.open_headers(value)
+
+
 class EncryptedJSON(TypeDecorator[dict[str, Any]]):
     """A JSON object kept as :class:`EncryptedText`: for settings that mix names with secrets
     (an auth password, a client certificate's key), so no part of them is readable at rest."""

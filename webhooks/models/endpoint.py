@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from webhooks.core.clock import now
 from webhooks.core.ids import new_id
-from webhooks.models.base import Base, EncryptedJSON, EncryptedText
+from webhooks.models.base import Base, EncryptedHeaders, EncryptedJSON, EncryptedText
 from webhooks.outbound import signing
 
 
@@ -44,7 +44,8 @@ class Endpoint(Base):
     auth: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     #: ``{"cert", "key"}``: the PEM chain and key offered to receivers asking for mutual TLS.
     client_certificate: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
-    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Custom headers; credential-like values are encrypted at rest.
+    headers: Mapped[dict[str, Any]] = mapped_column(EncryptedHeaders, default=dict)
     content_type: Mapped[str] = mapped_column(String(200), default="application/json")
     template: Mapped[str | None] = mapped_column(Text)
     #: Delays in seconds before each retry; None means the default exponential schedule.

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webhooks.core.clock import now
@@ -12,6 +12,8 @@ from webhooks.models.base import Base
 
 class Tenant(Base):
     __tablename__ = "tenants"
+    #: ``acme`` and ``ACME`` would be two tenants that people (and logs) cannot tell apart.
+    __table_args__ = (Index("ix_tenants_uid_lower", text("lower(uid)"), unique=True),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ten"))
     uid: Mapped[str] = mapped_column(String(64), unique=True)

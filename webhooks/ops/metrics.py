@@ -218,11 +218,13 @@ def exposition(include_backlog: bool = True) -> bytes:
     return output
 
 
-def start_exporter(port: int) -> None:
-    """Serve this host's counted metrics on ``port`` (a worker with no API beside it).
+def start_exporter(port: int, host: str = "127.0.0.1") -> None:
+    """Serve this host's counted metrics on ``host:port`` (a worker with no API beside it).
 
-    The backlog gauges are left to the API's ``/metrics``: they describe the whole system,
-    and every worker host reporting them would only multiply the same series.
+    Loopback by default (``WEBHOOKS_METRICS_HOST`` opens it): the series name every tenant's
+    endpoints, which is no business of whoever else can reach the worker's host. The backlog
+    gauges are left to the API's ``/metrics``: they describe the whole system, and every
+    worker host reporting them would only multiply the same series.
     """
-    start_http_server(port, registry=process_registry())
-    log.info("metrics exporter listening on :%d", port)
+    start_http_server(port, addr=host, registry=process_registry())
+    log.info("metrics exporter listening on %s:%d", host, port)

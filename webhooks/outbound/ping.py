@@ -1,4 +1,4 @@
-"""PING: an ordinary signed call of type ``ping`` with ``data`` ``{}`` (contract §6).
+"""PING: an ordinary signed call of type ``ping`` with ``data`` ``{}``.
 
 Umbrella Faces' rule: an endpoint is only accepted when it answers a PING, so a typo in a URL
 or a receiver that cannot verify our signature shows up when the endpoint is saved, not days
@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 from webhooks.core.errors import InvalidInput
 from webhooks.core.ids import new_id
 from webhooks.history.recording import record_attempt
+from webhooks.ingest.event_names import PING_TYPE
 from webhooks.models import Attempt, Endpoint
 from webhooks.outbound import sending
 from webhooks.outbound.http import Transport
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import PING_TYPE, OutgoingRequest, envelope
+from webhooks.outbound.request import OutgoingRequest, envelope
 
 
 class PingFailed(InvalidInput):

@@ -1,4 +1,4 @@
-"""What a receiver gets: the body and headers of one request (contract §6).
+"""What a receiver gets: the body and headers of one request.
 
 The same function builds deliveries and PINGs, so a receiver that verifies a PING verifies
 every later delivery the same way.
@@ -16,8 +16,6 @@ from webhooks.models import Endpoint
 from webhooks.outbound import signing, template
 
 USER_AGENT = f"webhooks/{__version__}"
-REDACTED = "[redacted]"
-PING_TYPE = "ping"
 AUTHORIZATION = "Authorization"
 
 
@@ -74,14 +72,4 @@ def build_request(
     return OutgoingRequest(url=endpoint.url, headers=headers, body=payload)
 
 
-def redacted_headers(request: OutgoingRequest, endpoint: Endpoint) -> dict[str, str]:
-    """The request's headers as history keeps them: signatures, API key and credentials
-    (``Authorization``) hidden."""
-    hidden = {"webhook-signature", AUTHORIZATION.lower()}
-    for name in (endpoint.signature_header, endpoint.api_key_header):
-        if name:
-            hidden.add(name.lower())
-    return {
-        name: REDACTED if name.lower() in hidden else value
-        for name, value in request.headers.items()
-    }
+AUTHORIZATION = "Authorization"

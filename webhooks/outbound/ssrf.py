@@ -10,8 +10,17 @@ DNS answers change and only the addresses actually connected to matter.
 The rule: ``https://`` (``http://`` only when ``WEBHOOKS_ALLOW_HTTP`` says so), no
 credentials in the URL, and every address the host resolves to must be globally routable,
 unless it lies in a network the operator listed in ``WEBHOOKS_ALLOWED_PRIVATE_NETWORKS``.
-IPv6 forms that carry an IPv4 address (``::ffff:127.0.0.1``, NAT64, 6to4, Teredo, ...) are
-judged by that IPv4 address, since that is where the packets end up.
+
+IPv6 forms that carry an IPv4 address are judged by what a connection to them does. An
+IPv4-mapped address (``::ffff:127.0.0.1``) *is* the IPv4 address: the socket connects to it
+over IPv4, so it is judged as that address, allowlist included. NAT64, 6to4 and translated
+addresses leave the machine towards a translator or relay: they are judged as themselves,
+and in addition their embedded IPv4 address must be globally routable (the allowlist, which
+names networks reachable from here, never applies to it). Teredo, local-use NAT64 and the
+deprecated IPv4-compatible forms are refused unless their own network is allowlisted.
+
+A refusal names the class of address ("a loopback address"), never the address a name
+resolved to: a tenant must not be able to map the operator's internal DNS with it.
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,14 +84,15 @@ _V6_CLASSES: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
     (_V6("3fff::/20"), "a documentation address"),
     (_V6("2001:2::/48"), "a benchmarking address"),
     (_V6("100::/64"), "a discard-only address"),
+    (_V6("::ffff:0:0/96"), "an IPv4-mapped address"),  # judged by its IPv4 address first
+    (_V6("::/96"), "an IPv4-compatible address (deprecated, never routed)"),
+    (_V6("64:ff9b:1::/48"), "a local-use NAT64 address"),
+    (_V6("2001::/32"), "a Teredo address"),
 )
 
 _MAPPED = _V6("::ffff:0:0/96")
 _TRANSLATED = _V6("::ffff:0:0:0/96")
-_COMPATIBLE = _V6("::/96")
-_UNSPECIFIED_OR_LOOPBACK = _V6("::/127")
 _NAT64 = _V6("64:ff9b::/96")
-_NAT64_LOCAL = _V6("64:ff9b:1::/48")
 
 
 @dataclass(frozen=True)
@@ -171,9 +180,9 @@ def default_port(parts: urllib.parse.SplitResult) -> int:
 def refusal_reason(ip: IPAddress, policy: TargetPolicy) -> str | None:
     """Why ``ip`` may not be called, as a phrase ("a private address"); None if it may.
 
-    The allowlist wins over everything, so that tests and on-premises receivers work; an
-    IPv6 address embedding an IPv4 one is judged by the IPv4 address, so that
-    ``::ffff:127.0.0.1`` is exactly as allowed as ``127.0.0.1``.
+    The allowlist wins for the address itself, so that tests and on-premises receivers
+    work; ``::ffff:127.0.0.1`` is exactly as allowed as ``127.0.0.1``. The phrase never
+    names an address.
     """
     if policy.is_allowed_network(ip):
         return None
@@ -189,21 +198,27 @@ def _v4_reason(ip: ipaddress.IPv4Address) -> str | None:
         if ip in network:
             return reason
     if not ip.is_global:
-        return "not a globally routable address"
+        return _NOT_GLOBAL
     return None
 
 
+_NOT_GLOBAL = "an address that is not globally routable"
+
+
 def _v6_reason(ip: ipaddress.IPv6Address, policy: TargetPolicy) -> str | None:
-    if ip in _UNSPECIFIED_OR_LOOPBACK:  # inside ::/96, yet not IPv4-compatible forms
-        return _class_of_v6(ip)
-    embedded = list(_embedded_ipv4(ip))
-    if embedded:
-        for form, v4 in embedded:
-            inner = refusal_reason(v4, policy)
-            if inner is not None:
-                return f"{form} embedding {v4} ({inner})"
-        return None
-    return _class_of_v6(ip)
+    if ip in _MAPPED:
+        inner = refusal_reason(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), policy)
+        return None if inner is None else f"an IPv4-mapped address embedding {inner}"
+    own = _class_of_v6(ip)
+    if own is not None:
+        return own
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        form, v4 = embedded
+        inner = _v4_reason(v4)  # never the allowlist: these packets leave the machine
+        if inner is not None:
+            return f"{form} embedding {inner}"
+    return None
 
 
 def _class_of_v6(ip: ipaddress.IPv6Address) -> str | None:
@@ -211,29 +226,21 @@ def _class_of_v6(ip: ipaddress.IPv6Address) -> str | None:
         if ip in network:
             return reason
     if not ip.is_global:
-        return "not a globally routable address"
+        return _NOT_GLOBAL
     return None
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> Iterator[tuple[str, ipaddress.IPv4Address]]:
-    """Every (form, IPv4 address) that ``ip`` may carry; packets to it can end up there."""
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The (form, IPv4 address) of a routable form carrying one, where a translator or
+    relay sends the packets on; None for other addresses."""
     low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip in _MAPPED:
-        yield "an IPv4-mapped address", low32
-    elif ip in _TRANSLATED:
-        yield "an IPv4-translated address", low32
-    elif ip in _COMPATIBLE:
-        yield "an IPv4-compatible address", low32
-    elif ip in _NAT64 or ip in _NAT64_LOCAL:
-        # The local-use prefix (RFC 8215) may use any RFC 6052 layout; /96 is assumed, as
-        # for the well-known prefix. A network using another layout should not rely on it.
-        yield "a NAT64 address", low32
-    elif ip.sixtofour is not None:
-        yield "a 6to4 address", ip.sixtofour
-    elif ip.teredo is not None:
-        server, client = ip.teredo
-        yield "a Teredo address", client
-        yield "a Teredo address", server
+    if ip in _TRANSLATED:
+        return "an IPv4-translated address", low32
+    if ip in _NAT64:
+        return "a NAT64 address", low32
+    if ip.sixtofour is not None:
+        return "a 6to4 address", ip.sixtofour
+    return None
 
 
 def _literal_ip(host: str) -> IPAddress | None:
@@ -283,8 +290,9 @@ def check_addresses(host: str, addresses: list[IPAddress], policy: TargetPolicy)
         if reason is None:
             continue
         if _literal_ip(host) == ip:
-            raise _refuse(f"URL host {ip} is {reason}")
-        raise _refuse(f"URL host {host} resolves to {ip}, {reason}")
+            raise _refuse(f"URL host {host} is {reason}")
+        # The class, not the address: the address would map the operator's DNS for anyone.
+        raise _refuse(f"URL host {host} resolves to {reason}")
 
 
 def resolve(host: str, port: int, policy: TargetPolicy) -> list[IPAddress]:

@@ -262,13 +262,21 @@ def _template_offset(segments: tuple[_Segment, ...], parts: list[str], rendered:
     return source_start + rendered - rendered_start
 
 
+#: Media types that are JSON without a ``+json`` suffix (``text/json`` and the old ``x-``
+#: spellings are still what some receivers ask for).
+_JSON_MEDIA_TYPES = frozenset(
+    {"application/json", "text/json", "application/x-json", "text/x-json"}
+)
+
+
 def is_json_content_type(content_type: str) -> bool:
-    """Tell whether a ``Content-Type`` is JSON: ``application/json`` or any ``*/*+json``.
+    """Tell whether a ``Content-Type`` is JSON: ``application/json``, ``text/json`` or any
+    ``*/*+json``; a JSON body gets JSON escaping, whatever its exact media type says.
 
     Parameters such as ``charset`` and the case of the media type do not matter.
     """
     media_type = content_type.partition(";")[0].strip().lower()
-    if media_type == "application/json":
+    if media_type in _JSON_MEDIA_TYPES:
         return True
     main, slash, subtype = media_type.partition("/")
     return bool(main and slash and len(subtype) > len("+json") and subtype.endswith("+json"))

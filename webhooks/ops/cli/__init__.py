@@ -2,7 +2,6 @@
 
 import json
 import logging
-import sys
 from typing import Any
 
 import click
@@ -140,7 +139,3 @@ def dev(demo: bool, port: int, flower_port: int) -> None:
 # History operations (redeliver, recover, purge) live in their own module.
 for _command in cli_history.COMMANDS:
     main.add_command(_command)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
