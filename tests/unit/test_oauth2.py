@@ -47,8 +47,9 @@ def credentials(server: HTTPServer, **kwargs: str) -> ClientCredentials:
     )
 
 
-def issue(server: HTTPServer, expires_in: object = 3600) -> list[Request]:
-    """Answer token requests with tok-1, tok-2...; return the requests as they come."""
+def issue(server: HTTPServer, expires_in: object = 3600, status: int = 200) -> list[Request]:
+    """Answer token requests on ``/token`` with tok-1, tok-2... (and ``status``); return the
+    requests as they come."""
     seen: list[Request] = []
 
     def handler(request: Request) -> Response:
@@ -56,7 +57,7 @@ def issue(server: HTTPServer, expires_in: object = 3600) -> list[Request]:
         answer = {"access_token": f"tok-{len(seen)}", "token_type": "Bearer"}
         if expires_in is not None:
             answer["expires_in"] = expires_in
-        return Response(json.dumps(answer), content_type="application/json")
+        return Response(json.dumps(answer), status=status, content_type="application/json")
 
     server.expect_request("/token", method="POST").respond_with_handler(handler)
     return seen

@@ -5,7 +5,6 @@ fails (the receiver then never called). Real servers on 127.0.0.1."""
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.unit.test_oauth2 import issue
 from tests.unit.test_transport import LOCAL, UA
 from webhooks.history.recording import request_headers
 from webhooks.models import Endpoint
@@ -64,18 +64,6 @@ class Receiver:
         return Response("", status=401 if value in self.refuse else 204)
 
 
-def token_server(server: HTTPServer, status: int = 200) -> list[Request]:
-    seen: list[Request] = []
-
-    def handler(request: Request) -> Response:
-        seen.append(request)
-        answer = {"access_token": f"tok-{len(seen)}", "token_type": "bearer", "expires_in": 600}
-        return Response(json.dumps(answer), status=status, content_type="application/json")
-
-    server.expect_request("/token", method="POST").respond_with_handler(handler)
-    return seen
-
-
 def oauth2(server: HTTPServer) -> dict[str, Any]:
     return {
         "type": "oauth2",
@@ -106,7 +94,7 @@ def test_no_auth_sends_no_authorization(httpserver: HTTPServer, transport: Trans
 def test_oauth2_token_is_cached_and_fetched_again_once_after_a_401(
     httpserver: HTTPServer, transport: Transport
 ) -> None:
-    tokens = token_server(httpserver)
+    tokens = issue(httpserver)
     got = Receiver(httpserver, refuse={"Bearer tok-1"})
     cache = TokenCache(transport)
     ep = endpoint(got.url, oauth2(httpserver))
@@ -121,7 +109,7 @@ def test_oauth2_token_is_cached_and_fetched_again_once_after_a_401(
 def test_a_second_401_fails_the_attempt_without_a_third_token(
     httpserver: HTTPServer, transport: Transport
 ) -> None:
-    tokens = token_server(httpserver)
+    tokens = issue(httpserver)
     got = Receiver(httpserver, refuse={"Bearer tok-1", "Bearer tok-2", "Bearer tok-3"})
     ep = endpoint(got.url, oauth2(httpserver))
     _, outcome = sending.send(ep, BODY, transport, at=AT, tokens=TokenCache(transport))
@@ -141,7 +129,7 @@ def test_a_401_with_static_auth_is_not_retried(
 def test_a_failing_token_endpoint_is_error_auth_and_the_receiver_is_not_called(
     httpserver: HTTPServer, transport: Transport
 ) -> None:
-    token_server(httpserver, status=500)
+    issue(httpserver, status=500)
     got = Receiver(httpserver)
     ep = endpoint(got.url, oauth2(httpserver))
     request, outcome = sending.send(ep, BODY, transport, at=AT, tokens=TokenCache(transport))

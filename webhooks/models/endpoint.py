@@ -64,8 +64,6 @@ class Endpoint(Base):
 
     def signing_keys(self, at: datetime) -> list[str]:
         """The ed25519 private keys to sign with at ``at``, newest first; empty for ``hmac``."""
-        if self.signing_key is None:
-            return []
         return signing.active_secrets(
             self.signing_key, self.previous_signing_key, self.previous_signing_key_expires_at, at
         )

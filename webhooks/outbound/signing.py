@@ -145,10 +145,13 @@ def signature_headers(
 
 
 def active_secrets(
-    current: str, previous: str | None, previous_expires_at: datetime | None, at: datetime
+    current: str | None, previous: str | None, previous_expires_at: datetime | None, at: datetime
 ) -> list[str]:
-    """The secrets that sign at ``at``, newest first: the current one, and during a rotation
-    the previous one until it expires (so receivers can switch keys without losing events)."""
+    """The secrets (or ed25519 keys) that sign at ``at``, newest first: the current one, and
+    during a rotation the previous one until it expires (so receivers can switch keys without
+    losing events). Empty when there is no current one (an ``hmac`` endpoint's keys)."""
+    if current is None:
+        return []
     if previous and previous_expires_at is not None and previous_expires_at > at:
         return [current, previous]
     return [current]
