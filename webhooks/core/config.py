@@ -45,6 +45,10 @@ class Settings:
     sweep_interval_seconds: float = 5.0
     #: Egress proxy for deliveries (a static source address); from ``HTTPS_PROXY``.
     https_proxy: str | None = None
+    #: CA bundle (a PEM file) that receivers' and token servers' certificates are verified
+    #: against, for receivers behind a private CA (``WEBHOOKS_CA_BUNDLE``); None: the
+    #: ``certifi`` bundle that ``requests`` ships.
+    ca_bundle: str | None = None
     #: Port where a worker serves its Prometheus metrics (``WEBHOOKS_METRICS_PORT``); None: off.
     metrics_port: int | None = None
     #: Address the worker's metrics exporter binds to (``WEBHOOKS_METRICS_HOST``): loopback
@@ -90,6 +94,14 @@ def _networks(value: str, name: str) -> tuple[IPNetwork, ...]:
         )
     except ValueError as exc:
         raise ConfigurationError(f"{name}: {exc}") from None
+
+
+def _existing_file(value: str, name: str) -> str | None:
+    if not value:
+        return None
+    if not Path(value).is_file():
+        raise ConfigurationError(f"{name} must be the path of a file, and {value!r} is none")
+    return value
 
 
 def _database_url(value: str) -> str:
@@ -162,6 +174,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or env.get("HTTPS_PROXY")
         or env.get("https_proxy")
         or None,
+        ca_bundle=_existing_file(env.get("WEBHOOKS_CA_BUNDLE", ""), "WEBHOOKS_CA_BUNDLE"),
         metrics_port=_positive_int(env["WEBHOOKS_METRICS_PORT"], "WEBHOOKS_METRICS_PORT")
         if env.get("WEBHOOKS_METRICS_PORT")
         else None,
