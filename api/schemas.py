@@ -30,7 +30,7 @@ class AttemptRequestSchema(Schema):
         keys=fields.String(),
         values=fields.String(),
         required=True,
-        metadata={"description": "As sent; signature and API key values redacted"},
+        metadata={"description": "As sent; signature, API key and Authorization values redacted"},
     )
     body = fields.String(required=True)
 

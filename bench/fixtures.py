@@ -46,10 +46,13 @@ def make_targets(
     endpoints_per_tenant: int = 1,
     timeout_seconds: int = 10,
     retry_schedule: Callable[[int], list[int] | None] = lambda _: None,
+    signing: str = "hmac",
 ) -> list[Target]:
-    """``count`` tenants ``<prefix>-<i>`` with ``endpoints_per_tenant`` endpoints each."""
+    """``count`` tenants ``<prefix>-<i>`` with ``endpoints_per_tenant`` endpoints each,
+    signing with ``signing`` (``hmac``, or ``ed25519`` with a key pair each)."""
     from webhooks.core.db import new_session
     from webhooks.models import Endpoint, Tenant
+    from webhooks.outbound.signing import ED25519, generate_private_key
 
     targets = []
     with new_session() as session:
@@ -66,6 +69,8 @@ def make_targets(
                     event_types=[],
                     retry_schedule=retry_schedule(index),
                     timeout_seconds=timeout_seconds,
+                    signing=signing,
+                    signing_key=generate_private_key() if signing == ED25519 else None,
                 )
                 session.add(endpoint)
                 session.flush()

@@ -13,6 +13,7 @@ from webhooks.delivery import dead_letter, redelivery, sweeper
 from webhooks.delivery import engine as delivery
 from webhooks.history import retention
 from webhooks.ops import metrics
+from webhooks.outbound.client_tls import ClientCertificate
 from webhooks.outbound.http import Transport, default_transport
 from webhooks.outbound.outcome import Outcome
 from workers.app import task
@@ -29,8 +30,22 @@ class _Metered:
         self.inner = inner
         self.outcome: Outcome | None = None
 
-    def post(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> Outcome:
-        self.outcome = self.inner.post(url, headers, body, timeout)
+    def post(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float,
+        *,
+        client_certificate: ClientCertificate | None = None,
+    ) -> Outcome:
+        self.outcome = self.inner.post(
+            url, headers, body, timeout, client_certificate=client_certificate
+        )
+        return self.outcome
+
+    def unsent(self, outcome: Outcome) -> Outcome:
+        self.outcome = self.inner.unsent(outcome)
         return self.outcome
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from flask import Blueprint
 
 from webhooks.core.redaction import mask_headers
+from webhooks.outbound import client_tls, receiver_auth
 
 
 def timestamp(value: datetime | None) -> str:
@@ -40,6 +41,8 @@ def masked(headers: dict[str, str] | None) -> dict[str, str]:
 def register(bp: Blueprint) -> None:
     for name, function in (
         ("masked", masked),
+        ("auth_view", receiver_auth.public_view),
+        ("certificate_view", client_tls.public_view),
         ("timestamp", timestamp),
         ("percent", percent),
         ("ms", milliseconds),

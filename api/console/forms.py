@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 from api.errors import flatten
 from webhooks.core.errors import InvalidInput
 from webhooks.core.redaction import mask_headers
+from webhooks.outbound import signing
 
 #: How a field is shown and read. ``secret`` and ``secret_json`` carry credentials: never shown,
 #: left empty to keep what is stored. ``headers`` is a JSON object of header values shown with
@@ -119,7 +120,13 @@ ENDPOINT_FIELDS: tuple[FormField, ...] = (
     FormField("template", "Body template", "textarea", "[path] placeholders; empty: the envelope"),
     FormField("retry_schedule", "Retry schedule", "integers", "Seconds before each retry"),
     FormField("timeout_seconds", "Timeout (seconds)", "number", "1 to 30; default 10"),
-)
+    FormField("signing", "Signing", "choice", "ed25519: v1a, verified with a public key",
+              choices=signing.SCHEMES),
+    FormField("auth", "Receiver authentication", "secret_json",
+              'JSON, e.g. {"type": "bearer", "token": "…"}; null: none; empty on edit: unchanged'),
+    FormField("client_certificate", "Client certificate (mutual TLS)", "secret_json",
+              '{"cert": "PEM chain", "key": "PEM key"}; null: none; empty on edit: unchanged'),
+)  # fmt: skip
 
 
 def parse(

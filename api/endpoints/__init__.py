@@ -1,16 +1,18 @@
 """``/v1/tenants/{tenant}/endpoints``: where a tenant's events go and how requests look.
 
-The rules live in :mod:`webhooks.endpoints`; this module maps them to HTTP. The secret and the
-API key are never part of an endpoint's representation: the secret is revealed only by
-``GET .../secret`` (:mod:`api.endpoints.secrets`).
+The rules live in :mod:`webhooks.admin.endpoints`; this module maps them to HTTP. The secret,
+the API key, the ed25519 private key, auth passwords, tokens and client secrets and a client
+certificate's key are never part of an endpoint's representation: the secret is revealed only
+by ``GET .../secret`` (:mod:`api.endpoints.secrets`), the others never.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, missing, validate
 
 from api import db
 from api.auth import tenant_access
@@ -20,6 +22,7 @@ from api.pagination import PageArgs, page_of, paginate
 from webhooks.admin import endpoints as rules
 from webhooks.ingest.event_names import FILTER_PATTERN
 from webhooks.models import Endpoint, Tenant
+from webhooks.outbound import client_tls, receiver_auth, signing
 from webhooks.outbound.http import default_transport
 
 blp = Blueprint(
@@ -36,6 +39,41 @@ _HEADER_NAME_DOC = {"pattern": anchored(rules.HEADER_NAME), "maxLength": rules.M
 def _strict_boolean(**kwargs: Any) -> fields.Boolean:
     """A JSON boolean, not any of the strings and numbers marshmallow reads as one."""
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+class _Shown(fields.Nested):
+    """A stored object shown through ``view``, which leaves out what must never be shown."""
+
+    def __init__(self, nested: type[Schema], view: Callable[[Any], Any], **kwargs: Any) -> None:
+        super().__init__(nested, **kwargs)
+        self._view = view
+
+    def get_value(
+        self,
+        obj: Any,
+        attr: str,
+        accessor: Callable[[Any, str, Any], Any] | None = None,
+        default: Any = missing,
+    ) -> Any:
+        return self._view(super().get_value(obj, attr, accessor, default))
+
+
+class AuthViewSchema(Schema):
+    """An endpoint's ``auth`` as shown: without its password, token or client secret."""
+
+    type = fields.String(required=True, metadata={"enum": list(receiver_auth.TYPES)})
+    username = fields.String(metadata={"description": "basic"})
+    token_url = fields.String(metadata={"description": "oauth2"})
+    client_id = fields.String(metadata={"description": "oauth2"})
+    scope = fields.String(metadata={"description": "oauth2, if set"})
+    audience = fields.String(metadata={"description": "oauth2, if set"})
+
+
+class ClientCertificateViewSchema(Schema):
+    """An endpoint's client certificate as shown: the chain and its expiry, never the key."""
+
+    cert = fields.String(required=True)
+    expires_at = Timestamp(required=True)
 
 
 class EndpointSchema(Schema):
@@ -62,8 +100,38 @@ class EndpointSchema(Schema):
     template = fields.String(dump_only=True, allow_none=True)
     retry_schedule = fields.List(fields.Integer(), dump_only=True, allow_none=True)
     timeout_seconds = fields.Integer(dump_only=True)
+    signing = fields.String(dump_only=True, metadata={"enum": list(signing.SCHEMES)})
+    public_key = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "whpk_ key that verifies the v1a signatures (ed25519 only)"},
+    )
+    auth = _Shown(AuthViewSchema, receiver_auth.public_view, dump_only=True, allow_none=True)
+    client_certificate = _Shown(
+        ClientCertificateViewSchema, client_tls.public_view, dump_only=True, allow_none=True
+    )
     created_at = Timestamp(dump_only=True)
     updated_at = Timestamp(dump_only=True)
+
+
+class AuthSchema(Schema):
+    """``basic``: username, password; ``bearer``: token; ``oauth2``: token_url, client_id,
+    client_secret, optional scope and audience (client-credentials grant)."""
+
+    type = Text(required=True, validate=validate.OneOf(receiver_auth.TYPES))
+    username = Text()
+    password = Text(load_only=True)
+    token = Text(load_only=True)
+    token_url = Text()
+    client_id = Text()
+    client_secret = Text(load_only=True)
+    scope = Text(allow_none=True)
+    audience = Text(allow_none=True)
+
+
+class ClientCertificateSchema(Schema):
+    cert = Text(required=True, metadata={"description": "PEM certificate chain, leaf first"})
+    key = Text(required=True, load_only=True, metadata={"description": "PEM private key"})
 
 
 class EndpointPatchSchema(Schema):
@@ -125,6 +193,21 @@ class EndpointPatchSchema(Schema):
         strict=True,
         allow_none=True,
         metadata={"minimum": rules.TIMEOUT_RANGE[0], "maximum": rules.TIMEOUT_RANGE[1]},
+    )
+    signing = Text(
+        allow_none=True,
+        validate=validate.OneOf(signing.SCHEMES),
+        metadata={"description": "hmac (v1 signatures) or ed25519 (v1a, with a key pair)"},
+    )
+    auth = fields.Nested(
+        AuthSchema,
+        allow_none=True,
+        metadata={"description": "How to authenticate to the receiver; null: no auth"},
+    )
+    client_certificate = fields.Nested(
+        ClientCertificateSchema,
+        allow_none=True,
+        metadata={"description": "Presented to receivers that ask for mutual TLS"},
     )
     verify = _strict_boolean(
         load_default=True,

@@ -13,6 +13,7 @@ from api.fields import Text
 from webhooks.admin import endpoints as rules
 from webhooks.core.clock import now
 from webhooks.models import Tenant
+from webhooks.outbound import signing
 
 blp = Blueprint(
     "endpoint-secrets",
@@ -27,7 +28,19 @@ class SecretSchema(Schema):
 
 
 class RotationSchema(Schema):
-    secret = Text(metadata={"description": "The new secret; generated (whsec_...) when omitted"})
+    secret = Text(
+        metadata={
+            "description": "The new secret; generated (whsec_...) when omitted. On an ed25519"
+            " endpoint the new private key (whsk_...), generated when omitted"
+        }
+    )
+
+
+class RotatedSchema(Schema):
+    """What a rotation answers: never an ed25519 private key, which never leaves the service."""
+
+    secret = Text(metadata={"description": "The new HMAC secret (hmac endpoints)"})
+    public_key = Text(metadata={"description": "The new whpk_ public key (ed25519 endpoints)"})
 
 
 @blp.route("/secret", methods=["GET"])
@@ -42,10 +55,13 @@ def reveal(tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
 @blp.route("/rotate-secret", methods=["POST"])
 @tenant_access("endpoints:write")
 @blp.arguments(RotationSchema, required=False)
-@blp.response(200, SecretSchema)
+@blp.response(200, RotatedSchema)
 def rotate(body: dict[str, Any], tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
-    """Make a new secret current; the old one keeps signing beside it for 24 hours."""
+    """Make a new secret (ed25519: key pair) current; the old one keeps signing beside it for
+    24 hours."""
     endpoint = rules.get_endpoint(db.session(), tenant.id, endpoint_id)
     secret = rules.rotate_secret(endpoint, body.get("secret"), at=now())
     db.session().commit()
+    if endpoint.signing == signing.ED25519:
+        return {"public_key": endpoint.public_key}
     return {"secret": secret}

@@ -37,6 +37,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         "bench.scenarios.schemas",
         "hostile payload schemas (ReDoS, uniqueItems, budget) vs benign ones: wall-clock ceiling",
     ),
+    "signing": (
+        "bench.scenarios.signing",
+        "ed25519 vs HMAC: sign time per delivery, and end-to-end deliveries/s",
+    ),
 }
 
 

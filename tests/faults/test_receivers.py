@@ -38,6 +38,7 @@ from webhooks.broker import publishing as broker
 from webhooks.core.db import new_session
 from webhooks.delivery import engine as delivery
 from webhooks.models import Delivery, Tenant
+from webhooks.outbound.client_tls import ClientCertificate
 from webhooks.outbound.http import MAX_BODY_BYTES
 from webhooks.outbound.outcome import Outcome
 
@@ -237,7 +238,15 @@ class _Counting:
         self.calls = 0
         self._lock = threading.Lock()
 
-    def post(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> Outcome:
+    def post(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float,
+        *,
+        client_certificate: ClientCertificate | None = None,
+    ) -> Outcome:
         with self._lock:
             self.calls += 1
         threading.Event().wait(0.2)

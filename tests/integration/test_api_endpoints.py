@@ -33,6 +33,10 @@ RESPONSE_FIELDS = {
     "template",
     "retry_schedule",
     "timeout_seconds",
+    "signing",
+    "public_key",
+    "auth",
+    "client_certificate",
     "created_at",
     "updated_at",
 }
@@ -63,6 +67,12 @@ def test_create_pings_then_stores_with_defaults(
     assert (endpoint["retry_schedule"], endpoint["timeout_seconds"]) == (None, 10)
     for field in ("signature_header", "api_key_header", "template", "disabled_reason"):
         assert endpoint[field] is None
+    assert endpoint["signing"] == "hmac"
+    assert (endpoint["public_key"], endpoint["auth"], endpoint["client_certificate"]) == (
+        None,
+        None,
+        None,
+    )
 
     [(request, _)] = httpserver.log
     secret = admin.get(f"{ENDPOINTS}/{endpoint['id']}/secret").get_json()["secret"]

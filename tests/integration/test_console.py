@@ -25,6 +25,7 @@ from webhooks.models import Attempt, Endpoint, Tenant
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 HEADER_TOKEN = "custom-header-credential"
+AUTH_PASSWORD = "receiver-basic-password"
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
 
 
@@ -60,7 +61,8 @@ def endpoint(session: Session, tenant: Tenant) -> Endpoint:
         url="http://127.0.0.1:9/hook",
         secret=SECRET,
         description=HOSTILE,
-        headers={"Authorization": f"Bearer {HEADER_TOKEN}", "X-Source": "console"},
+        headers={"X-Api-Token": HEADER_TOKEN, "X-Source": "console"},
+        auth={"type": "basic", "username": "hooks", "password": AUTH_PASSWORD},
     )
     session.add(made)
     session.commit()
@@ -209,7 +211,7 @@ def test_hostile_content_is_escaped_and_no_secret_is_shown_unasked(
         body = text(page)
         assert "<script" not in body and "<img" not in body
         assert "&lt;script&gt;" in body
-        assert SECRET not in body and HEADER_TOKEN not in body
+        assert SECRET not in body and HEADER_TOKEN not in body and AUTH_PASSWORD not in body
         assert "<svg" in body or not path.endswith(endpoint.id)  # the charts, drawn on the server
         assert "script-src" not in page.headers["Content-Security-Policy"]  # default-src 'none'
     revealed = writer.post(f"/console/t/acme/endpoints/{endpoint.id}/secret")
@@ -295,10 +297,30 @@ def test_editing_keeps_what_the_form_showed_masked(
         f"/console/t/acme/endpoints/{endpoint.id}/edit",
         url=endpoint.url,
         enabled="on",
-        headers='{"Authorization": "[redacted]", "X-Source": "edited"}',
+        headers='{"X-Api-Token": "[redacted]", "X-Source": "edited"}',
         description="plain",
     )
-    assert saved.status_code == 303
+    assert saved.status_code == 303, re.findall(r"class=.error.*", text(saved))
     session.refresh(endpoint)
-    assert endpoint.headers == {"Authorization": f"Bearer {HEADER_TOKEN}", "X-Source": "edited"}
+    assert endpoint.headers == {"X-Api-Token": HEADER_TOKEN, "X-Source": "edited"}
     assert endpoint.secret == SECRET and endpoint.description == "plain"
+    assert endpoint.auth is not None and endpoint.auth["password"] == AUTH_PASSWORD
+
+
+def test_the_form_sets_the_signing_scheme_and_shows_the_public_key(
+    writer: Console, session: Session
+) -> None:
+    created = writer.post(
+        "/console/t/acme/endpoints/new",
+        url="http://127.0.0.1:9/ed",
+        enabled="on",
+        signing="ed25519",
+        auth='{"type": "bearer", "token": "receiver-bearer"}',
+    )
+    assert created.status_code == 303, text(created)
+    page = text(writer.get(created.headers["Location"]))
+    assert "whpk_" in page and '"type": "bearer"' in page and "receiver-bearer" not in page
+    refused = writer.post(
+        "/console/t/acme/endpoints/new", url="http://127.0.0.1:9/ed", auth='{"type": "magic"}'
+    )
+    assert refused.status_code == 422 and 'data-field="auth"' in text(refused)

@@ -95,6 +95,31 @@ def test_counters_move_with_attempts(
     assert value(after, "webhooks_due_retry_backlog") == 0
 
 
+def test_an_attempt_without_its_oauth2_token_counts_as_auth(
+    client: FlaskClient, session: Session, httpserver: HTTPServer, private_broker: str
+) -> None:
+    tenant = create_tenant(session, "acme")
+    session.commit()
+    httpserver.expect_request("/token").respond_with_data("down", status=503)
+    httpserver.expect_request("/hook").respond_with_data("fine", status=200)
+    auth = {"type": "oauth2", "token_url": httpserver.url_for("/token"), "client_id": "a",
+            "client_secret": "b"}  # fmt: skip
+    before = scrape(client)
+    delivery_id = one_delivery(session, tenant, httpserver.url_for("/hook"), auth=auth)
+    deliver(delivery_id)
+    after = scrape(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("webhooks_attempts_total", status_class="auth") == 1
+    assert moved("webhooks_deliveries_total", outcome="retrying") == 1  # on the schedule
+    assert [request.path for request, _ in httpserver.log] == ["/token"]
+    session.expire_all()
+    retrying = session.get(Delivery, delivery_id)
+    assert retrying is not None and (retrying.status, retrying.attempts) == ("retrying", 1)
+
+
 def test_event_ingested_counts_events_and_their_deliveries(client: FlaskClient) -> None:
     before = scrape(client)
     metrics.event_ingested(3)

@@ -48,6 +48,14 @@ def test_values_are_parsed(tmp_path: Path) -> None:
     assert not (tmp_path / "secret.key").exists()
 
 
+def test_ca_bundle_names_a_file(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert load_settings({"WEBHOOKS_VAR_DIR": str(tmp_path)}).ca_bundle is None
+    settings = load_settings({"WEBHOOKS_VAR_DIR": str(tmp_path), "WEBHOOKS_CA_BUNDLE": str(bundle)})
+    assert settings.ca_bundle == str(bundle)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
@@ -57,6 +65,7 @@ def test_values_are_parsed(tmp_path: Path) -> None:
         ("WEBHOOKS_ALLOWED_PRIVATE_NETWORKS", "10.0.0.0/33", "WEBHOOKS_ALLOWED_PRIVATE_NETWORKS"),
         ("WEBHOOKS_SECRET_KEY", "not-a-key", "Fernet keys"),
         ("WEBHOOKS_LOG_FORMAT", "xml", "text or json"),
+        ("WEBHOOKS_CA_BUNDLE", "/nonexistent/ca.pem", "WEBHOOKS_CA_BUNDLE must be the path"),
     ],
 )
 def test_bad_values_raise_a_clear_error(

@@ -25,14 +25,15 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from webhooks.core.clock import now
-from webhooks.core.errors import InvalidInput, NotFound
+from webhooks.core.errors import InvalidInput, NotFound, TargetRefused
 from webhooks.core.ids import new_id
 from webhooks.core.redaction import REDACTED
 from webhooks.delivery.state import release_waiting
 from webhooks.ingest.event_names import validate_filters
 from webhooks.models import Attempt, Endpoint
-from webhooks.outbound import ping, signing, ssrf, template
+from webhooks.outbound import client_tls, ping, receiver_auth, signing, ssrf, template
 from webhooks.outbound.http import Transport
+from webhooks.outbound.request import AUTHORIZATION
 
 #: What an omitted (or null) optional field becomes.
 DEFAULTS: Mapping[str, Any] = {
@@ -47,6 +48,9 @@ DEFAULTS: Mapping[str, Any] = {
     "template": None,
     "retry_schedule": None,
     "timeout_seconds": 10,
+    "signing": signing.HMAC,
+    "auth": None,
+    "client_certificate": None,
 }
 
 #: Changes to these alter what the receiver gets or must check, so a PING verifies them.
@@ -60,6 +64,9 @@ PING_FIELDS = frozenset(
         "headers",
         "content_type",
         "template",
+        "signing",
+        "auth",
+        "client_certificate",
     }
 )
 
@@ -181,6 +188,21 @@ def validate_secret(secret: str, field: str = "secret") -> str:
     return secret
 
 
+def _validate_signing(scheme: str) -> str:
+    if scheme not in signing.SCHEMES:
+        raise InvalidInput(f"signing must be one of {', '.join(signing.SCHEMES)}", field="signing")
+    return scheme
+
+
+def validate_private_key(private_key: str) -> str:
+    """A ``whsk_`` ed25519 private key (64-byte seed-and-public form, or a 32-byte seed)."""
+    try:
+        signing.load_private_key(private_key)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="secret") from None
+    return private_key
+
+
 def validate_content_type(content_type: str) -> str:
     """A media type such as ``application/json`` or ``text/plain; charset=utf-8``."""
     if len(content_type) > MAX_CONTENT_TYPE or not MEDIA_TYPE.fullmatch(content_type):
@@ -242,6 +264,9 @@ _CHECKS: Mapping[str, Callable[[Any], Any]] = {
     "content_type": validate_content_type,
     "retry_schedule": validate_retry_schedule,
     "timeout_seconds": validate_timeout,
+    "signing": _validate_signing,
+    "auth": receiver_auth.validate,  # its token_url: _check_targets
+    "client_certificate": lambda value: client_tls.validate(value, at=now()),
 }
 
 #: Every field an endpoint can be given.
@@ -285,6 +310,32 @@ def _check_consistency(endpoint: Endpoint) -> None:
             )
     if endpoint.template is not None:
         template.validate(endpoint.template, content_type=endpoint.content_type)
+    if endpoint.auth is not None:
+        named = [*set_by.items(), *((name.lower(), f"headers.{name}") for name in endpoint.headers)]
+        for name, field in named:
+            if name == AUTHORIZATION.lower():
+                raise InvalidInput(f"auth already sets {AUTHORIZATION}", field=field)
+
+
+def _check_targets(endpoint: Endpoint, policy: ssrf.TargetPolicy) -> None:
+    """The URL, and an OAuth2 token URL, must pass the target policy (:mod:`ssrf`)."""
+    ssrf.check_target(endpoint.url, policy)
+    credentials = receiver_auth.client_credentials(endpoint.auth)
+    if credentials is not None:
+        try:
+            ssrf.check_target(credentials.token_url, policy)
+        except TargetRefused as exc:
+            raise TargetRefused(f"token_url: {exc}", field="auth.token_url") from None
+
+
+def _match_signing_key(endpoint: Endpoint) -> None:
+    """An ``ed25519`` endpoint has a key pair (made now if it has none); ``hmac`` has none."""
+    if endpoint.signing == signing.ED25519 and endpoint.signing_key is None:
+        endpoint.signing_key = signing.generate_private_key()
+    elif endpoint.signing == signing.HMAC and endpoint.signing_key is not None:
+        endpoint.signing_key = None
+        endpoint.previous_signing_key = None
+        endpoint.previous_signing_key_expires_at = None
 
 
 def _verify_and_record(session: Session, endpoint: Endpoint, transport: Transport) -> Attempt:
@@ -314,8 +365,9 @@ def create_endpoint(
     endpoint = Endpoint(id=new_id("ep"), tenant_id=tenant_id)
     for name in sorted(FIELDS | fields.keys()):
         setattr(endpoint, name, _value(name, fields.get(name)))
+    _match_signing_key(endpoint)
     _check_consistency(endpoint)
-    ssrf.check_target(endpoint.url, transport.policy)
+    _check_targets(endpoint, transport.policy)
     if verify:
         _verify_and_record(session, endpoint, transport)
     else:
@@ -359,9 +411,10 @@ def update_endpoint(
     if "secret" in changed:
         endpoint.previous_secret = None
         endpoint.previous_secret_expires_at = None
+    _match_signing_key(endpoint)
     _check_consistency(endpoint)
-    if "url" in changed:
-        ssrf.check_target(endpoint.url, transport.policy)
+    if changed & {"url", "auth"}:
+        _check_targets(endpoint, transport.policy)
     if verify and changed & PING_FIELDS:
         _verify_and_record(session, endpoint, transport)
     if "enabled" in changed and endpoint.enabled:
@@ -372,13 +425,28 @@ def update_endpoint(
 
 
 def rotate_secret(endpoint: Endpoint, secret: str | None = None, *, at: datetime) -> str:
-    """Make ``secret`` (or a generated one) current; the old one signs too for 24 hours."""
+    """Make ``secret`` (or a generated one) current; the old one signs too for 24 hours.
+
+    On an ``ed25519`` endpoint what signs ``webhook-signature`` is the private key, so that is
+    what rotates: ``secret`` is then a ``whsk_`` key (generated if omitted), the new
+    ``public_key`` follows from it, and the HMAC secret (for ``signature_header``) stays.
+    Returns the new secret or key.
+    """
+    if endpoint.signing == signing.ED25519 and endpoint.signing_key is not None:
+        key = signing.generate_private_key() if secret is None else validate_private_key(secret)
+        return _rotate(endpoint, "signing_key", key, at=at, what="key")
     new = signing.generate_secret() if secret is None else validate_secret(secret)
-    if new == endpoint.secret:
-        raise InvalidInput("the new secret must differ from the current one", field="secret")
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = at + ROTATION_GRACE
-    endpoint.secret = new
+    return _rotate(endpoint, "secret", new, at=at, what="secret")
+
+
+def _rotate(endpoint: Endpoint, column: str, new: str, *, at: datetime, what: str) -> str:
+    """Make ``new`` the endpoint's ``column``; the old value goes to ``previous_<column>``,
+    signing until ``previous_<column>_expires_at``."""
+    if new == getattr(endpoint, column):
+        raise InvalidInput(f"the new {what} must differ from the current one", field="secret")
+    setattr(endpoint, f"previous_{column}", getattr(endpoint, column))
+    setattr(endpoint, f"previous_{column}_expires_at", at + ROTATION_GRACE)
+    setattr(endpoint, column, new)
     return new
 
 

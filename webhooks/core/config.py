@@ -46,6 +46,10 @@ class Settings:
     sweep_interval_seconds: float = 5.0
     #: Egress proxy for deliveries (a static source address); from ``HTTPS_PROXY``.
     https_proxy: str | None = None
+    #: CA bundle (a PEM file) that receivers' and token servers' certificates are verified
+    #: against, for receivers behind a private CA (``WEBHOOKS_CA_BUNDLE``); None: the
+    #: ``certifi`` bundle that ``requests`` ships.
+    ca_bundle: str | None = None
     #: Port where a worker serves its Prometheus metrics (``WEBHOOKS_METRICS_PORT``); None: off.
     metrics_port: int | None = None
     #: Address the worker's metrics exporter binds to (``WEBHOOKS_METRICS_HOST``): loopback
@@ -109,6 +113,14 @@ def _frame_ancestors(value: str) -> str:
             f" 'self' https://app.example.com (got {value!r})"
         )
     return " ".join(sources)
+
+
+def _existing_file(value: str, name: str) -> str | None:
+    if not value:
+        return None
+    if not Path(value).is_file():
+        raise ConfigurationError(f"{name} must be the path of a file, and {value!r} is none")
+    return value
 
 
 def _database_url(value: str) -> str:
@@ -181,6 +193,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or env.get("HTTPS_PROXY")
         or env.get("https_proxy")
         or None,
+        ca_bundle=_existing_file(env.get("WEBHOOKS_CA_BUNDLE", ""), "WEBHOOKS_CA_BUNDLE"),
         metrics_port=_positive_int(env["WEBHOOKS_METRICS_PORT"], "WEBHOOKS_METRICS_PORT")
         if env.get("WEBHOOKS_METRICS_PORT")
         else None,

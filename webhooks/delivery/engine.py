@@ -12,7 +12,7 @@ connection returned to the pool while the receiver is called:
    park (the endpoint is disabled: the delivery waits for it) or defer (the endpoint is at its
    in-flight cap: try later, with a delay that grows with the delivery's age, so a hung
    endpoint's backlog neither occupies the worker pool nor keeps bouncing through it).
-2. Build the signed request (:func:`webhooks.messages.build_request`) and send it.
+2. Build the signed, authenticated request and send it (:func:`webhooks.outbound.sending.send`).
 3. :func:`record` the attempt row and the delivery's new state in one transaction, and say
    what the caller has to do next (:class:`NextStep`): nothing, publish a retry, or publish
    a dead letter.
@@ -47,10 +47,11 @@ from webhooks.core.prepared import PreparedStatement
 from webhooks.delivery import retry
 from webhooks.history import recording as history
 from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Endpoint, Event
-from webhooks.outbound import signing
+from webhooks.models.base import load_json
+from webhooks.outbound import sending, signing
 from webhooks.outbound.http import Transport
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import OutgoingRequest, build_request, envelope
+from webhooks.outbound.request import OutgoingRequest, envelope
 
 log = logging.getLogger("webhooks.delivery")
 
@@ -118,10 +119,7 @@ def process(
         if job is None:
             return settle_unclaimed(session, delivery_id, now=clock.now(), rng=rng)
     started = clock.now()
-    request = build_request(job.endpoint, job.body, at=started)
-    outcome = transport.post(
-        request.url, request.headers, request.body, job.endpoint.timeout_seconds
-    )
+    request, outcome = sending.send(job.endpoint, job.body, transport, at=started)
     with session_scope() as session:
         step = record(session, job, request, outcome, started_at=started, rng=rng)
     _log_attempt(job, outcome, step)
@@ -154,7 +152,8 @@ _CLAIM = PreparedStatement(
            e.id, e.tenant_id, e.url, e.secret, e.previous_secret,
            e.previous_secret_expires_at, e.signature_header, e.api_key_header, e.api_key,
            e.headers, e.content_type, e.template, e.retry_schedule, e.timeout_seconds,
-           e.failing_since, e.enabled
+           e.failing_since, e.enabled, e.signing, e.signing_key, e.previous_signing_key,
+           e.previous_signing_key_expires_at, e.auth, e.client_certificate
     FROM claimed
     JOIN events AS ev ON ev.id = claimed.event_id
     JOIN endpoints AS e ON e.id = claimed.endpoint_id
@@ -233,11 +232,23 @@ class EndpointConfig:
     timeout_seconds: int
     failing_since: datetime | None
     enabled: bool
+    signing: str
+    signing_key: str | None
+    previous_signing_key: str | None
+    previous_signing_key_expires_at: datetime | None
+    auth: dict[str, Any] | None
+    client_certificate: dict[str, Any] | None
 
     def signing_secrets(self, at: datetime) -> list[str]:
         """The secrets to sign with at ``at``, newest first (two during a rotation)."""
         return signing.active_secrets(
             self.secret, self.previous_secret, self.previous_secret_expires_at, at
+        )
+
+    def signing_keys(self, at: datetime) -> list[str]:
+        """The ed25519 private keys to sign with at ``at``, newest first; empty for ``hmac``."""
+        return signing.active_secrets(
+            self.signing_key, self.previous_signing_key, self.previous_signing_key_expires_at, at
         )
 
 
@@ -266,6 +277,12 @@ def _decrypt(token: str | None) -> str | None:
         _decrypted.clear()
     _decrypted[token] = (plaintext, now + SECRET_CACHE_SECONDS)
     return plaintext
+
+
+def _decrypt_json(token: str | None) -> dict[str, Any] | None:
+    """An :class:`~webhooks.models.base.EncryptedJSON` column's object, via :func:`_decrypt`."""
+    plaintext = _decrypt(token)
+    return None if plaintext is None else load_json(plaintext)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -303,6 +320,12 @@ def _claim_postgres(connection: Connection, delivery_id: str, now: datetime) -> 
         timeout_seconds=row[18],
         failing_since=_utc(row[19]),
         enabled=row[20],
+        signing=row[21],
+        signing_key=_decrypt(row[22]),
+        previous_signing_key=_decrypt(row[23]),
+        previous_signing_key_expires_at=_utc(row[24]),
+        auth=_decrypt_json(row[25]),
+        client_certificate=_decrypt_json(row[26]),
     )
     return Job(
         delivery=DeliveryRef(delivery_id, endpoint.id, event_type, attempts),
@@ -386,10 +409,7 @@ def _process_postgres(delivery_id: str, transport: Transport, rng: random.Random
         with session_scope() as session:
             return settle_unclaimed(session, delivery_id, now=clock.now(), rng=rng)
     started = clock.now()
-    request = build_request(job.endpoint, job.body, at=started)
-    outcome = transport.post(
-        request.url, request.headers, request.body, job.endpoint.timeout_seconds
-    )
+    request, outcome = sending.send(job.endpoint, job.body, transport, at=started)
     attempt_id = new_id("att")
 
     def record_it() -> NextStep:

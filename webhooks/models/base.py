@@ -1,5 +1,6 @@
 """The declarative base and the column types that make one schema fit Postgres and SQLite."""
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,31 @@ class EncryptedHeaders(TypeDecorator[dict[str, Any]]):
         self, value: dict[str, Any] | None, dialect: Dialect
     ) -> dict[str, Any] | None:
         return None if value is None else crypto.open_headers(value)
+
+
+class EncryptedJSON(TypeDecorator[dict[str, Any]]):
+    """A JSON object kept as :class:`EncryptedText`: for settings that mix names with secrets
+    (an auth password, a client certificate's key), so no part of them is readable at rest."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: dict[str, Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else crypto.encrypt(dump_json(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else load_json(crypto.decrypt(value))
+
+
+def dump_json(value: dict[str, Any]) -> str:
+    """The text :class:`EncryptedJSON` encrypts."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def load_json(text: str) -> dict[str, Any]:
+    """The object back from :func:`dump_json`'s text (after decryption)."""
+    value: dict[str, Any] = json.loads(text)
+    return value
 
 
 class Base(DeclarativeBase):

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from webhooks.core.clock import now
 from webhooks.core.ids import new_id
-from webhooks.models.base import Base, EncryptedHeaders, EncryptedText
+from webhooks.models.base import Base, EncryptedHeaders, EncryptedJSON, EncryptedText
 from webhooks.outbound import signing
 
 
@@ -29,9 +29,21 @@ class Endpoint(Base):
     #: The secret replaced by the last rotation, still signing until it expires.
     previous_secret: Mapped[str | None] = mapped_column(EncryptedText)
     previous_secret_expires_at: Mapped[datetime | None]
+    #: ``hmac`` (Standard Webhooks ``v1``, keyed with ``secret``) or ``ed25519`` (``v1a``).
+    signing: Mapped[str] = mapped_column(String(20), default="hmac", server_default="hmac")
+    #: The ed25519 private key (``whsk_...``) of an ``ed25519`` endpoint; None for ``hmac``.
+    signing_key: Mapped[str | None] = mapped_column(EncryptedText)
+    #: The private key replaced by the last rotation, still signing until it expires.
+    previous_signing_key: Mapped[str | None] = mapped_column(EncryptedText)
+    previous_signing_key_expires_at: Mapped[datetime | None]
     signature_header: Mapped[str | None] = mapped_column(String(100))
     api_key_header: Mapped[str | None] = mapped_column(String(100))
     api_key: Mapped[str | None] = mapped_column(EncryptedText)
+    #: How the dispatcher authenticates to the receiver (``basic``, ``bearer``, ``oauth2``),
+    #: credentials included; see :mod:`webhooks.outbound.receiver_auth`.
+    auth: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+    #: ``{"cert", "key"}``: the PEM chain and key offered to receivers asking for mutual TLS.
+    client_certificate: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     #: Custom headers; credential-like values are encrypted at rest.
     headers: Mapped[dict[str, Any]] = mapped_column(EncryptedHeaders, default=dict)
     content_type: Mapped[str] = mapped_column(String(200), default="application/json")
@@ -49,3 +61,14 @@ class Endpoint(Base):
         return signing.active_secrets(
             self.secret, self.previous_secret, self.previous_secret_expires_at, at
         )
+
+    def signing_keys(self, at: datetime) -> list[str]:
+        """The ed25519 private keys to sign with at ``at``, newest first; empty for ``hmac``."""
+        return signing.active_secrets(
+            self.signing_key, self.previous_signing_key, self.previous_signing_key_expires_at, at
+        )
+
+    @property
+    def public_key(self) -> str | None:
+        """The ``whpk_`` key receivers verify with (``ed25519`` endpoints only)."""
+        return None if self.signing_key is None else signing.public_key(self.signing_key)

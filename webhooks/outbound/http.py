@@ -25,6 +25,7 @@ import os
 import socket
 import ssl
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -44,12 +45,13 @@ from urllib3.util.connection import create_connection
 
 from webhooks.core.config import get_settings
 from webhooks.core.errors import TargetRefused
-from webhooks.outbound import ssrf
+from webhooks.outbound import client_tls, ssrf
 from webhooks.outbound.outcome import Outcome
 from webhooks.outbound.request import USER_AGENT
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
+    from requests.adapters import _HostParams, _PoolKwargs
 
 #: Most of a response body that is read and kept; the rest is never downloaded.
 MAX_BODY_BYTES = 64 * 1024
@@ -241,10 +243,19 @@ class _GuardedPoolManager(PoolManager):
 
 
 class _GuardedAdapter(HTTPAdapter):
-    """requests' adapter with guarded pools, and proxy pools that keep the deadline."""
+    """requests' adapter with guarded pools, and proxy pools that keep the deadline.
 
-    def __init__(self, policy: ssrf.TargetPolicy, **kwargs: Any) -> None:
-        self._policy = policy  # before super().__init__, which builds the pool manager
+    With ``ssl_context`` (an endpoint's client certificate) every pool it makes uses that
+    context, direct or through the egress proxy: such an adapter serves one endpoint only
+    (:meth:`Transport.post`).
+    """
+
+    def __init__(
+        self, policy: ssrf.TargetPolicy, *, ssl_context: ssl.SSLContext | None = None, **kwargs: Any
+    ) -> None:
+        # Before super().__init__, which builds the pool manager.
+        self._policy = policy
+        self._ssl_context = ssl_context
         super().__init__(**kwargs)
 
     def init_poolmanager(
@@ -254,6 +265,19 @@ class _GuardedAdapter(HTTPAdapter):
         self.poolmanager = _GuardedPoolManager(
             self._policy, num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
         )
+
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        if self._ssl_context is not None:
+            pool_kwargs["ssl_context"] = self._ssl_context
+        return host_params, pool_kwargs
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
@@ -302,21 +326,50 @@ class Transport:
         self._session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
         # One receiver's cookies must never travel to another tenant's endpoint.
         self._session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        self._adapter = _GuardedAdapter(
-            policy, pool_connections=100, pool_maxsize=20, pool_block=False, max_retries=0
-        )
+        self._adapter = self._new_adapter()
         self._session.mount("https://", self._adapter)
         self._session.mount("http://", self._adapter)
+        #: One adapter (so: pools) per endpoint and client certificate; see :meth:`post`.
+        self._mtls_adapters: dict[tuple[str, str], _GuardedAdapter] = {}
+        self._mtls_lock = threading.Lock()
+
+    def _new_adapter(self, ssl_context: ssl.SSLContext | None = None) -> _GuardedAdapter:
+        return _GuardedAdapter(
+            self.policy,
+            ssl_context=ssl_context,
+            pool_connections=100,
+            pool_maxsize=20,
+            pool_block=False,
+            max_retries=0,
+        )
 
     def close(self) -> None:
         """Close every pooled connection."""
         self._session.close()
+        with self._mtls_lock:
+            for adapter in self._mtls_adapters.values():
+                adapter.close()
+            self._mtls_adapters.clear()
 
-    def post(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> Outcome:
-        """POST ``body`` to ``url``; everything, body included, within ``timeout`` seconds."""
+    def post(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float,
+        *,
+        client_certificate: client_tls.ClientCertificate | None = None,
+    ) -> Outcome:
+        """POST ``body`` to ``url``; everything, body included, within ``timeout`` seconds.
+
+        With ``client_certificate`` the request goes through pools of that endpoint and
+        certificate alone, so a connection that presented it never carries another
+        endpoint's request, and no other endpoint's connection presents it.
+        """
         started = time.monotonic()
         try:
-            response = self._send(url, headers, body, timeout)
+            adapter = self._adapter_for(client_certificate)
+            response = self._send(adapter, url, headers, body, timeout)
         except _FAILURES as exc:
             return Outcome(None, {}, b"", _classify(exc), _elapsed_ms(started))
         try:
@@ -325,8 +378,35 @@ class Transport:
             # Releases a fully read connection to the pool; closes any other one.
             response.close()
 
+    def unsent(self, outcome: Outcome) -> Outcome:
+        """Report an attempt that could not be sent (its credentials could not be had).
+
+        It returns ``outcome`` unchanged; wrappers that observe every attempt's outcome (the
+        worker's metrics) see such attempts here, as they see the others through :meth:`post`.
+        """
+        return outcome
+
+    def _adapter_for(self, certificate: client_tls.ClientCertificate | None) -> _GuardedAdapter:
+        if certificate is None:
+            return self._adapter
+        key = certificate.pool_key
+        with self._mtls_lock:
+            adapter = self._mtls_adapters.get(key)
+            if adapter is None:
+                stale = [k for k in self._mtls_adapters if k[0] == certificate.owner]
+                for old in stale:  # the endpoint's replaced certificate
+                    self._mtls_adapters.pop(old).close()
+                adapter = self._new_adapter(client_tls.ssl_context(certificate))
+                self._mtls_adapters[key] = adapter
+            return adapter
+
     def _send(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
+        self,
+        adapter: _GuardedAdapter,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float,
     ) -> requests.Response:
         parts = ssrf.check_url(url, self.policy)
         if self._proxies:
@@ -339,7 +419,7 @@ class Transport:
         prepared.prepare(method="POST", url=url, headers=merged, data=body)
         # The adapter, not the session: Session.send reads a redirect's whole body (to
         # prepare the redirect it is told not to follow) before returning.
-        return self._adapter.send(
+        return adapter.send(
             prepared,
             stream=True,
             # A total budget; requests passes a urllib3 Timeout through, its stubs omit it.
@@ -425,6 +505,7 @@ def default_transport() -> Transport:
         settings = get_settings()
         transport = Transport(
             ssrf.TargetPolicy.from_settings(settings),
+            verify=settings.ca_bundle or True,
             https_proxy=settings.https_proxy,
             user_agent=USER_AGENT,
         )

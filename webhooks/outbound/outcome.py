@@ -13,7 +13,8 @@ class Outcome:
     ``error`` is None whenever a non-3xx status was received, because the status says it
     all; otherwise it is one of ``"redirect"`` (status and headers are kept),
     ``"timeout"``, ``"connection"``, ``"tls"``, ``"refused_target"`` or
-    ``"invalid_request"`` (the request itself could not be sent, e.g. a bad header value).
+    ``"invalid_request"`` (the request itself could not be sent, e.g. a bad header value) or
+    ``"auth"`` (the OAuth2 token could not be had, so the receiver was not called).
     """
 
     status: int | None

@@ -3,8 +3,8 @@
 Umbrella Faces' rule: an endpoint is only accepted when it answers a PING, so a typo in a URL
 or a receiver that cannot verify our signature shows up when the endpoint is saved, not days
 later as a pile of failed deliveries. The PING goes through the same rendering and signing as
-every event (:func:`webhooks.messages.build_request`), so a receiver that accepts it accepts
-the deliveries that follow.
+every event (:func:`webhooks.outbound.sending.send`: signing, ``auth``, client certificate),
+so a receiver that accepts it accepts the deliveries that follow.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from webhooks.core.ids import new_id
 from webhooks.history.recording import record_attempt
 from webhooks.ingest.event_names import PING_TYPE
 from webhooks.models import Attempt, Endpoint
+from webhooks.outbound import sending
 from webhooks.outbound.http import Transport
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import OutgoingRequest, build_request, envelope
+from webhooks.outbound.request import OutgoingRequest, envelope
 
 
 class PingFailed(InvalidInput):
@@ -32,9 +33,7 @@ def send_ping(
 ) -> tuple[OutgoingRequest, Outcome]:
     """Send a PING to ``endpoint`` as it is now (stored or not); report, never raise."""
     body = envelope(new_id("evt"), PING_TYPE, at, {})
-    request = build_request(endpoint, body, at=at)
-    outcome = transport.post(request.url, request.headers, request.body, endpoint.timeout_seconds)
-    return request, outcome
+    return sending.send(endpoint, body, transport, at=at)
 
 
 def record_ping(

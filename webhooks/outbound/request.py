@@ -16,6 +16,7 @@ from webhooks.models import Endpoint
 from webhooks.outbound import signing, template
 
 USER_AGENT = f"webhooks/{__version__}"
+AUTHORIZATION = "Authorization"
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,18 @@ def render_body(endpoint: Endpoint, body: Mapping[str, Any]) -> bytes:
     return template.render(endpoint.template, body, content_type=endpoint.content_type)
 
 
-def build_request(endpoint: Endpoint, body: Mapping[str, Any], *, at: datetime) -> OutgoingRequest:
+def build_request(
+    endpoint: Endpoint,
+    body: Mapping[str, Any],
+    *,
+    at: datetime,
+    authorization: str | None = None,
+) -> OutgoingRequest:
     """The signed request for ``body`` (an :func:`envelope`) to ``endpoint`` at time ``at``.
 
     Custom headers come after ``User-Agent`` (a receiver may want its own) but before the
-    signature headers, which nothing may override.
+    signature headers and ``authorization`` (the ``Authorization`` value of the endpoint's
+    ``auth``), which nothing may override.
     """
     payload = render_body(endpoint, body)
     secrets = endpoint.signing_secrets(at)
@@ -53,5 +61,15 @@ def build_request(endpoint: Endpoint, body: Mapping[str, Any], *, at: datetime) 
         headers[endpoint.api_key_header] = endpoint.api_key
     if endpoint.signature_header:
         headers[endpoint.signature_header] = signing.hex_signature(secrets[0], payload)
-    headers.update(signing.signature_headers(body["id"], int(at.timestamp()), payload, secrets))
+    if authorization is not None:
+        headers[AUTHORIZATION] = authorization
+    keys = endpoint.signing_keys(at) if endpoint.signing == signing.ED25519 else []
+    headers.update(
+        signing.signature_headers(
+            body["id"], int(at.timestamp()), payload, secrets, private_keys=keys
+        )
+    )
     return OutgoingRequest(url=endpoint.url, headers=headers, body=payload)
+
+
+AUTHORIZATION = "Authorization"

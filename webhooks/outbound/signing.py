@@ -6,13 +6,19 @@ as well as the body, so a receiver that checks the timestamp's age and dedupes o
 from both forgery and replay. Receivers need no code from us: the ``standardwebhooks`` package
 (and its ports to other languages) verifies these headers.
 
+An endpoint with ``"signing": "ed25519"`` gets the standard's asymmetric scheme instead: ``v1a``
+signatures made with an ed25519 private key (``whsk_...``) that never leaves the dispatcher,
+verified by the receiver with the public key (``whpk_...``) alone, so no shared secret can leak
+from the receiver's side.
+
 Some receivers predate that standard and expect a single hex HMAC of the body in a header of
 their choosing (Umbrella Faces' ``X-FacesWebhookSignature``, Avionté's ``X-Payload-Signature``);
 :func:`hex_signature` computes that one.
 
 Everything here is a pure function of its arguments: the worker calls it once per delivery
-attempt with the secrets it has just decrypted, and nothing is cached between calls, so no key
-material outlives the attempt in module state.
+attempt with the secrets it has just decrypted. The one thing remembered between calls is the
+loaded form of recent ed25519 private keys (:func:`_signing_key`): loading a key costs as much
+as a signature, and the worker keeps the decrypted key text for minutes anyway.
 
 .. _Standard Webhooks: https://www.standardwebhooks.com/
 """
@@ -24,10 +30,29 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from secrets import token_bytes
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 #: The prefix that marks a secret whose key is the base64 text after it.
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a marker, not a secret)
+
+#: The ``signing`` values of an endpoint: Standard Webhooks ``v1`` and ``v1a``.
+HMAC = "hmac"
+ED25519 = "ed25519"
+SCHEMES = (HMAC, ED25519)
+
+#: The prefixes of an ed25519 private (signing) and public (verifying) key, as the standard
+#: serialises them: the prefix, then standard base64 of the raw key bytes.
+PRIVATE_KEY_PREFIX = "whsk_"
+PUBLIC_KEY_PREFIX = "whpk_"
+
+#: Raw sizes of an ed25519 seed and public key. A ``whsk_`` key is the 64-byte libsodium form
+#: (seed then public key) when we generate it; a bare 32-byte seed is accepted too.
+ED25519_SEED_BYTES = 32
+ED25519_KEY_BYTES = 64
 
 #: Random bytes in a generated secret: 192 bits, the size the Standard Webhooks libraries use.
 SECRET_BYTES = 24
@@ -92,26 +117,105 @@ def hex_signature(secret: str, body: bytes) -> str:
 
 
 def signature_headers(
-    message_id: str, timestamp: int, body: bytes, secrets: Sequence[str]
+    message_id: str,
+    timestamp: int,
+    body: bytes,
+    secrets: Sequence[str],
+    *,
+    private_keys: Sequence[str] = (),
 ) -> dict[str, str]:
     """Return the Standard Webhooks headers for one request.
+
+    The signature is ``v1a`` (:func:`sign_ed25519`) when ``private_keys`` are given, an
+    ``ed25519`` endpoint's, else ``v1`` with ``secrets`` (:func:`sign`).
 
     The names are lowercase as in the specification (HTTP header names are case-insensitive,
     and receivers look them up so). ``message_id`` is the event id, the same on every retry
     so that receivers can dedupe; ``timestamp`` is the unix time of this attempt.
     """
+    if private_keys:
+        signature = sign_ed25519(message_id, timestamp, body, private_keys)
+    else:
+        signature = sign(message_id, timestamp, body, secrets)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(message_id, timestamp, body, secrets),
+        "webhook-signature": signature,
     }
 
 
 def active_secrets(
-    current: str, previous: str | None, previous_expires_at: datetime | None, at: datetime
+    current: str | None, previous: str | None, previous_expires_at: datetime | None, at: datetime
 ) -> list[str]:
-    """The secrets that sign at ``at``, newest first: the current one, and during a rotation
-    the previous one until it expires (so receivers can switch keys without losing events)."""
+    """The secrets (or ed25519 keys) that sign at ``at``, newest first: the current one, and
+    during a rotation the previous one until it expires (so receivers can switch keys without
+    losing events). Empty when there is no current one (an ``hmac`` endpoint's keys)."""
+    if current is None:
+        return []
     if previous and previous_expires_at is not None and previous_expires_at > at:
         return [current, previous]
     return [current]
+
+
+def generate_private_key() -> str:
+    """Return a new ed25519 private key, ``whsk_`` + base64 of seed and public key (64 bytes)."""
+    key = Ed25519PrivateKey.generate()
+    return PRIVATE_KEY_PREFIX + base64.b64encode(key.private_bytes_raw() + _public_raw(key)).decode(
+        "ascii"
+    )
+
+
+def load_private_key(private_key: str) -> Ed25519PrivateKey:
+    """The key of a ``whsk_`` string (64-byte seed-and-public-key form, or a 32-byte seed).
+
+    :raises ValueError: if it is not a ``whsk_`` key of either size, or the public half of a
+        64-byte key is not the seed's (a corrupted or spliced key would sign unverifiably).
+    """
+    if not private_key.startswith(PRIVATE_KEY_PREFIX):
+        raise ValueError(f"an ed25519 private key starts with {PRIVATE_KEY_PREFIX}")
+    try:
+        raw = base64.b64decode(private_key[len(PRIVATE_KEY_PREFIX) :], validate=True)
+    except ValueError:
+        raise ValueError("an ed25519 private key is whsk_ followed by base64") from None
+    if len(raw) not in (ED25519_SEED_BYTES, ED25519_KEY_BYTES):
+        raise ValueError(
+            f"an ed25519 private key is {ED25519_SEED_BYTES} or {ED25519_KEY_BYTES} bytes,"
+            f" not {len(raw)}"
+        )
+    key = Ed25519PrivateKey.from_private_bytes(raw[:ED25519_SEED_BYTES])
+    if len(raw) == ED25519_KEY_BYTES and raw[ED25519_SEED_BYTES:] != _public_raw(key):
+        raise ValueError("the public half of this ed25519 private key does not match its seed")
+    return key
+
+
+def public_key(private_key: str) -> str:
+    """The ``whpk_`` public key that verifies what ``private_key`` signs."""
+    raw = _public_raw(load_private_key(private_key))
+    return PUBLIC_KEY_PREFIX + base64.b64encode(raw).decode("ascii")
+
+
+def _public_raw(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def sign_ed25519(message_id: str, timestamp: int, body: bytes, private_keys: Sequence[str]) -> str:
+    """The ``webhook-signature`` value with ``v1a`` signatures, one per key, newest first.
+
+    ed25519 signs the whole message in one pass (it hashes it twice internally), so unlike
+    :func:`sign` the signed text is assembled once and shared by the keys.
+
+    :raises ValueError: if ``private_keys`` is empty or one of them is malformed.
+    """
+    if not private_keys:
+        raise ValueError("at least one private key is needed to sign a request")
+    message = f"{message_id}.{timestamp}.".encode() + body
+    return " ".join(
+        "v1a," + base64.b64encode(_signing_key(key).sign(message)).decode("ascii")
+        for key in private_keys
+    )
+
+
+@lru_cache(maxsize=4096)
+def _signing_key(private_key: str) -> Ed25519PrivateKey:
+    """:func:`load_private_key`, remembered for the endpoints a worker is delivering to."""
+    return load_private_key(private_key)
