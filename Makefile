@@ -26,7 +26,9 @@ run: $(VENV)/.installed
 	$(BIN)/webhooks dev --demo
 
 ## Install and run lint, types and the whole test suite (real Postgres and Redis).
+## The console's browser tests drive Debian's chromium, installed here when missing.
 test: $(VENV)/.installed-test
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy webhooks workers api

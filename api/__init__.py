@@ -13,6 +13,7 @@ import flask_smorest
 from flask import Flask
 
 from api import auth, bodies, db, errors
+from api.console import bp as console_bp
 from api.converters import CONVERTERS
 from api.deliveries import blp as deliveries_blp
 from api.endpoints import blp as endpoints_blp
@@ -26,6 +27,7 @@ from api.events import blp as events_blp
 from api.fields import Timestamp
 from api.health import blp as health_blp
 from api.metrics import blp as metrics_blp
+from api.portal_links import blp as portal_links_blp
 from api.tenants import blp as tenants_blp
 from api.tokens import blp as tokens_blp
 from webhooks import __version__
@@ -49,6 +51,7 @@ BLUEPRINTS = (
     endpoint_attempts_blp,
     recovery_blp,
     endpoint_stats_blp,
+    portal_links_blp,
 )
 
 
@@ -95,4 +98,5 @@ def create_app(settings_overrides: dict[str, Any] | None = None) -> Flask:
     app.before_request(bodies.require_json)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+    app.register_blueprint(console_bp)  # HTML, so not in the OpenAPI document
     return app

@@ -15,17 +15,16 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import Unauthorized
 
 from api import db
 from webhooks.admin import tokens
-from webhooks.admin.tenants import get_tenant
-from webhooks.models import ApiToken, Tenant
+from webhooks.admin.access import ADMIN, Principal, require_admin, tenant_in_reach
+from webhooks.models import ApiToken
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The "scope" of routes only admin tokens may call.
-ADMIN = "admin"
+__all__ = ["ADMIN", "admin_only", "authenticate", "current_token", "tenant_access"]
 
 SECURITY_SCHEME = {"type": "http", "scheme": "bearer", "description": "An API token."}
 
@@ -53,26 +52,6 @@ def current_token() -> ApiToken:
     return token
 
 
-def _require_admin(token: ApiToken) -> None:
-    if not token.is_admin:
-        raise Forbidden("this route needs an admin token")
-
-
-def _tenant(ref: str, scope: str | None) -> Tenant:
-    """The tenant ``ref`` (id or uid) names, if the current token may act on it in ``scope``."""
-    token = current_token()
-    if scope == ADMIN:
-        _require_admin(token)
-    if token.is_admin:
-        return get_tenant(db.session(), ref)
-    own = db.session().get(Tenant, token.tenant_id)
-    if own is None or ref not in (own.id, own.uid):
-        raise Forbidden("this token is bound to another tenant")
-    if scope is not None and scope not in token.scopes:
-        raise Forbidden(f"this token lacks the {scope} scope")
-    return own
-
-
 def tenant_access(scope: str | None) -> Callable[[F], F]:
     """Authorize a view under ``/v1/tenants/<tenant>`` and hand it the :class:`Tenant`.
 
@@ -83,7 +62,9 @@ def tenant_access(scope: str | None) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, tenant: str, **kwargs: Any) -> Any:
-            return view(*args, tenant=_tenant(tenant, scope), **kwargs)
+            principal = Principal.of_token(current_token())
+            found = tenant_in_reach(db.session(), principal, tenant, scope)
+            return view(*args, tenant=found, **kwargs)
 
         return cast(F, wrapper)
 
@@ -95,7 +76,7 @@ def admin_only(view: F) -> F:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _require_admin(current_token())
+        require_admin(Principal.of_token(current_token()))
         return view(*args, **kwargs)
 
     return cast(F, wrapper)

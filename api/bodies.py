@@ -70,6 +70,8 @@ def require_json() -> None:
     """``before_request``: a request body must be ``application/json`` (or ``*/*+json``)."""
     if request.url_rule is None or request.method not in _BODY_METHODS:
         return  # no such route (a 404 or 405 says so) or no body expected
+    if not request.path.startswith("/v1/"):
+        return  # the console's HTML forms
     if core.is_json(request.mimetype):
         return
     if request.content_length or request.headers.get("Transfer-Encoding"):

@@ -11,11 +11,12 @@ from typing import Any
 
 from flask.views import MethodView
 from marshmallow import fields, validate
+from sqlalchemy import Select
 
 from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
-from api.fields import anchored
+from api.fields import Text, anchored
 from api.pagination import PageArgs, page_of, paginate
 from api.schemas import AttemptSchema, DeliverySchema
 from api.windows import WindowArgs, window
@@ -47,6 +48,19 @@ class DeliveryListArgs(WindowArgs):
     endpoint_id = _object_id("Only deliveries to this endpoint")
     event_id = _object_id("Only deliveries of this event")
     status = fields.String(validate=validate.OneOf([status.value for status in DeliveryStatus]))
+    event_type = Text(metadata={"description": "Only deliveries of events of this type"})
+
+
+def deliveries_matching(tenant_id: str, args: dict[str, Any]) -> Select[Delivery]:
+    """The tenant's deliveries that loaded :class:`DeliveryListArgs` select."""
+    return queries.deliveries_query(
+        tenant_id,
+        endpoint_id=args.get("endpoint_id"),
+        event_id=args.get("event_id"),
+        status=args.get("status"),
+        event_type=args.get("event_type"),
+        window=window(args),
+    )
 
 
 @blp.route("")
@@ -56,14 +70,7 @@ class Deliveries(MethodView):
     @blp.response(200, page_of(DeliverySchema))
     def get(self, args: dict[str, Any], tenant: Tenant) -> dict[str, Any]:
         """List deliveries, newest first; the filters combine (the window is on creation)."""
-        query = queries.deliveries_query(
-            tenant.id,
-            endpoint_id=args.get("endpoint_id"),
-            event_id=args.get("event_id"),
-            status=args.get("status"),
-            window=window(args),
-        )
-        return paginate(query, Delivery.id, args)
+        return paginate(deliveries_matching(tenant.id, args), Delivery.id, args)
 
 
 @blp.route("/<id:delivery_id>")

@@ -23,11 +23,13 @@ from werkzeug.exceptions import HTTPException
 
 from webhooks.core.db import is_unreachable
 from webhooks.core.errors import (
+    AccessDenied,
     Conflict,
     DatabaseUnavailable,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    Unauthenticated,
     WebhooksError,
 )
 
@@ -36,6 +38,8 @@ PROBLEM_JSON = "application/problem+json"
 #: The status each library error answers with (Flask picks the closest class).
 LIBRARY_ERRORS: Mapping[type[WebhooksError], int] = {
     NotFound: 404,
+    AccessDenied: 403,
+    Unauthenticated: 401,
     Conflict: 409,
     InvalidInput: 422,
     PayloadTooLarge: 413,
@@ -114,9 +118,14 @@ def from_http_exception(exc: HTTPException) -> Response:
     return problem(status, exc.description or HTTPStatus(status).phrase, (), headers)
 
 
+def status_of(exc: WebhooksError) -> int:
+    """The status a library error answers with; the most specific class wins (PayloadTooLarge
+    is an InvalidInput too). An error of no listed class is the server's (500)."""
+    return next((LIBRARY_ERRORS[cls] for cls in type(exc).__mro__ if cls in LIBRARY_ERRORS), 500)
+
+
 def from_library_error(exc: WebhooksError) -> Response:
-    # The most specific class wins: PayloadTooLarge is an InvalidInput too.
-    status = next(LIBRARY_ERRORS[cls] for cls in type(exc).__mro__ if cls in LIBRARY_ERRORS)
+    status = status_of(exc)
     errors: list[FieldError] = []
     if isinstance(exc, InvalidInput):
         errors = [{"field": exc.field, "message": str(exc)}]

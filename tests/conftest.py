@@ -71,6 +71,18 @@ def clean_db() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    """A Redis database of this module's own as the broker (it may be flushed or counted)."""
+    from tests.e2e.broker import environment, exclusive_redis_db
+
+    with (
+        exclusive_redis_db(os.environ["WEBHOOKS_TEST_REDIS_URL"]) as url,
+        environment(WEBHOOKS_BROKER_URL=url),
+    ):
+        yield url
+
+
+@pytest.fixture(scope="module")
 def receiver() -> Iterator[HTTPServer]:
     """A real HTTP receiver on 127.0.0.1, shared by a module's tests (each adds its paths)."""
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)

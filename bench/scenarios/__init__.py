@@ -32,6 +32,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     ),
     "rss": ("bench.scenarios.rss", "worker RSS growth over a long run"),
     "history": ("bench.scenarios.history", "history pages p95 on 1M attempts; purge vs inserts"),
+    "console": ("bench.scenarios.console", "console list pages p95 render on 1M attempts"),
     "schemas": (
         "bench.scenarios.schemas",
         "hostile payload schemas (ReDoS, uniqueItems, budget) vs benign ones: wall-clock ceiling",

@@ -116,13 +116,16 @@ class Seeded:
     endpoint_ids: list[str]
 
 
-def seed(bench: Bench, engine: Engine, deliveries: int, attempts: int) -> Seeded:
-    """Fill the tables fast: one statement per table, computed in Postgres."""
+def seed(
+    bench: Bench, engine: Engine, deliveries: int, attempts: int, tenant_uid: str = "history"
+) -> Seeded:
+    """Fill the tables fast: one statement per table, computed in Postgres, for a new tenant
+    ``tenant_uid`` (each scenario seeding its own, as ``all`` runs them in one database)."""
     from webhooks.admin.tenants import create_tenant
     from webhooks.core.db import new_session
 
     with new_session() as session:
-        tenant = create_tenant(session, "history")
+        tenant = create_tenant(session, tenant_uid)
         endpoints = [
             Endpoint(tenant_id=tenant.id, url=f"https://receiver.example/{n}", secret=SECRET)
             for n in range(ENDPOINTS)
@@ -162,7 +165,7 @@ def seed(bench: Bench, engine: Engine, deliveries: int, attempts: int) -> Seeded
     return seeded
 
 
-def _deep_cursor(session: Session, query: Select[Any], id_column: Any) -> str | None:
+def deep_cursor(session: Session, query: Select[Any], id_column: Any) -> str | None:
     """The id half-way down ``query``'s rows, newest first (not timed)."""
     ids = query.with_only_columns(id_column).order_by(id_column.desc())
     count = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
@@ -197,7 +200,8 @@ def p50_p95(samples: list[float]) -> tuple[float, float]:
     return cuts[9], cuts[18]
 
 
-def _time(call: Callable[[], Any], repeat: int) -> list[float]:
+def time_calls(call: Callable[[], Any], repeat: int) -> list[float]:
+    """Milliseconds of each of ``repeat`` calls."""
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -214,7 +218,7 @@ def measure_pages(bench: Bench, seeded: Seeded, repeat: int) -> dict[str, tuple[
     results: dict[str, tuple[float, float]] = {}
     with new_session() as session:
         cursors = {
-            (endpoint_id, name): _deep_cursor(session, query, column)
+            (endpoint_id, name): deep_cursor(session, query, column)
             for endpoint_id in seeded.endpoint_ids
             for name, (query, column) in _queries(seeded, endpoint_id).items()
         }
@@ -228,8 +232,8 @@ def measure_pages(bench: Bench, seeded: Seeded, repeat: int) -> dict[str, tuple[
                     assert len(page(session, query, column, limit=PAGE, after=after).items)
                     session.expunge_all()
 
-                _time(one, 5)  # warm-up
-                results[f"{name}, {depth} page"] = p50_p95(_time(one, repeat))
+                time_calls(one, 5)  # warm-up
+                results[f"{name}, {depth} page"] = p50_p95(time_calls(one, repeat))
         print_plans(session, seeded, cursors)
     return results
 
@@ -260,7 +264,7 @@ def measure_api(seeded: Seeded, repeat: int) -> dict[str, tuple[float, float]]:
         endpoint_id = seeded.endpoint_ids[5]
         queries = _queries(seeded, endpoint_id)
         deep = {
-            name: _deep_cursor(session, query, column) for name, (query, column) in queries.items()
+            name: deep_cursor(session, query, column) for name, (query, column) in queries.items()
         }
     client = create_app().test_client()
     headers = {"Authorization": f"Bearer {token}"}
@@ -286,8 +290,8 @@ def measure_api(seeded: Seeded, repeat: int) -> dict[str, tuple[float, float]]:
                 response = client.get(url, headers=headers)
                 assert response.status_code == 200, response.get_data(as_text=True)
 
-            _time(call, 5)
-            results[f"{name}, {depth} page"] = p50_p95(_time(call, repeat))
+            time_calls(call, 5)
+            results[f"{name}, {depth} page"] = p50_p95(time_calls(call, repeat))
     return results
 
 

@@ -19,7 +19,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = ("--quick", "--size", "100", "--pools", "gevent")
-SCENARIOS = ("throughput", "latency", "hol", "enqueue", "rss", "history", "schemas", "signing")
+SCENARIOS = (
+    "throughput",
+    "latency",
+    "hol",
+    "enqueue",
+    "rss",
+    "history",
+    "console",
+    "schemas",
+    "signing",
+)
 
 
 @pytest.mark.e2e

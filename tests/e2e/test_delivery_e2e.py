@@ -38,15 +38,6 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with (
-        exclusive_redis_db(os.environ["WEBHOOKS_TEST_REDIS_URL"]) as url,
-        environment(WEBHOOKS_BROKER_URL=url),
-    ):
-        yield url
-
-
-@pytest.fixture(scope="module")
 def dead_letter_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e") / "dead-letters.jsonl"
 

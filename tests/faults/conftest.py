@@ -8,20 +8,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.e2e.broker import environment, exclusive_redis_db, flush
+from tests.e2e.broker import flush
 from tests.faults.harness import FIGURES, Receiver
 from webhooks.admin.tenants import create_tenant
 from webhooks.models import Tenant
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    """A Redis database of this module's own as the broker (it is flushed, counted, killed)."""
-    with (
-        exclusive_redis_db(os.environ["WEBHOOKS_TEST_REDIS_URL"]) as url,
-        environment(WEBHOOKS_BROKER_URL=url),
-    ):
-        yield url
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ ALL_PATHS = {
     "/v1/tenants/{tenant}/deliveries/{delivery_id}",
     "/v1/tenants/{tenant}/deliveries/{delivery_id}/attempts",
     "/v1/tenants/{tenant}/deliveries/{delivery_id}/redeliver",
+    "/v1/tenants/{tenant}/portal-links",
 }
 
 

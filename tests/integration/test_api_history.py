@@ -23,7 +23,7 @@ from webhooks.core.clock import rfc3339
 from webhooks.core.db import new_session
 from webhooks.delivery import redelivery
 from webhooks.delivery.engine import process
-from webhooks.models import Attempt, Delivery, Endpoint, Tenant
+from webhooks.models import Attempt, Delivery, Endpoint, Event, Tenant
 from webhooks.outbound.http import default_transport
 
 BASE = "/v1/tenants/acme"
@@ -99,6 +99,19 @@ def test_delivery_filters_combine(
     body = reader.get(f"{BASE}/deliveries/{ok.id}").get_json()
     assert body["status"] == "succeeded" and body["endpoint_id"] == endpoint.id
     assert body["created_at"].endswith("Z")
+
+
+def test_deliveries_filter_on_their_events_type(
+    session: Session, tenant: Tenant, endpoint: Endpoint, reader: Caller
+) -> None:
+    created = make_delivery(session, endpoint)
+    cancelled = make_delivery(session, endpoint)
+    session.get_one(Event, cancelled.event_id).type = "booking.cancelled"
+    session.commit()
+    assert ids(reader.get(f"{BASE}/deliveries?event_type=booking.created")) == [created.id]
+    both = reader.get(f"{BASE}/deliveries?event_type=booking.cancelled&status=succeeded")
+    assert ids(both) == [cancelled.id]
+    assert ids(reader.get(f"{BASE}/deliveries?event_type=booking")) == []
 
 
 def test_keyset_paging_survives_inserts(

@@ -72,6 +72,7 @@ def test_dev_demo_delivers_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         output += _read_until(lines, "body: ", timeout=5)
         banner = "".join(output)
         assert "admin token" in banner and "wht_" in banner
+        assert "/console" in banner  # the console's URL beside the API's
         assert "sqlite:///" in banner  # the embedded defaults: no Postgres, no Redis
         assert any("demo: delivery dlv_" in line and " succeeded" in line for line in output)
         assert "response 204, error None" in banner

@@ -24,6 +24,8 @@ _TABLES = {
     "events",
     "deliveries",
     "attempts",
+    "console_sessions",
+    "portal_links",
     "alembic_version",
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -55,6 +56,8 @@ class Settings:
     #: unless the operator opens it, since the counters describe every tenant's traffic.
     metrics_host: str = "127.0.0.1"
     var_dir: Path = Path("var")
+    #: The console's CSP ``frame-ancestors`` sources: who may embed it (``'none'``: nobody).
+    console_frame_ancestors: str = "'none'"
 
 
 def _flag(value: str, name: str) -> bool:
@@ -94,6 +97,22 @@ def _networks(value: str, name: str) -> tuple[IPNetwork, ...]:
         )
     except ValueError as exc:
         raise ConfigurationError(f"{name}: {exc}") from None
+
+
+_SOURCE = re.compile(
+    r"'none'|'self'|[A-Za-z][A-Za-z0-9+.-]*:|(?:[A-Za-z][A-Za-z0-9+.-]*://)?[^\s;,']+"
+)
+
+
+def _frame_ancestors(value: str) -> str:
+    """A space-separated CSP source list; a ``;`` or ``,`` would end the directive early."""
+    sources = value.split()
+    if not sources or not all(_SOURCE.fullmatch(source) for source in sources):
+        raise ConfigurationError(
+            "WEBHOOKS_CONSOLE_FRAME_ANCESTORS must be CSP sources separated by spaces, e.g."
+            f" 'self' https://app.example.com (got {value!r})"
+        )
+    return " ".join(sources)
 
 
 def _existing_file(value: str, name: str) -> str | None:
@@ -186,6 +205,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env.get("WEBHOOKS_SWEEP_INTERVAL_SECONDS", "5"), "WEBHOOKS_SWEEP_INTERVAL_SECONDS"
         ),
         var_dir=var_dir,
+        console_frame_ancestors=_frame_ancestors(
+            env.get("WEBHOOKS_CONSOLE_FRAME_ANCESTORS", "'none'")
+        ),
     )
 
 

@@ -17,6 +17,14 @@ class NotFound(WebhooksError):
     """The named tenant, endpoint, event or delivery does not exist (or is not yours)."""
 
 
+class AccessDenied(WebhooksError):
+    """The caller may not do this: another tenant's path, a missing scope, admins only."""
+
+
+class Unauthenticated(WebhooksError):
+    """The credential (token, session, portal link) is unknown, expired, used or revoked."""
+
+
 class Conflict(WebhooksError):
     """The object would clash with one that exists (a duplicate uid or name)."""
 

@@ -10,6 +10,8 @@ filtering a whole endpoint's history row by row.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from webhooks.core.errors import NotFound
-from webhooks.models import Attempt, Delivery, DeliveryStatus
+from webhooks.models import Attempt, Delivery, DeliveryStatus, Event
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -79,11 +81,14 @@ def deliveries_query(
     endpoint_id: str | None = None,
     event_id: str | None = None,
     status: str | None = None,
+    event_type: str | None = None,
     window: Window = Window(),
 ) -> Select[Delivery]:
-    """A tenant's deliveries, optionally of one endpoint, one event, in one state, in a window
-    of creation times. The filters combine."""
+    """A tenant's deliveries, optionally of one endpoint, one event, in one state, of one event
+    type, in a window of creation times. The filters combine."""
     query = select(Delivery).where(Delivery.tenant_id == tenant_id)
+    if event_type is not None:
+        query = query.join(Event, Event.id == Delivery.event_id).where(Event.type == event_type)
     if endpoint_id is not None:
         query = query.where(Delivery.endpoint_id == endpoint_id)
     if event_id is not None:
@@ -91,6 +96,32 @@ def deliveries_query(
     if status is not None:
         query = query.where(Delivery.status == DeliveryStatus(status))
     return query.where(*window.conditions(Delivery.id, Delivery.created_at, "dlv", CREATION_SLACK))
+
+
+def events_query(tenant_id: str, *, event_type: str | None = None) -> Select[Event]:
+    """A tenant's events, optionally of one type (to page through)."""
+    query = select(Event).where(Event.tenant_id == tenant_id)
+    if event_type is not None:
+        query = query.where(Event.type == event_type)
+    return query
+
+
+def get_event(session: Session, tenant_id: str, event_id: str) -> Event:
+    """The tenant's event ``event_id``; another tenant's is not found."""
+    event = session.scalar(events_query(tenant_id).where(Event.id == event_id))
+    if event is None:
+        raise NotFound(f"no event {event_id!r}")
+    return event
+
+
+def deliveries_of_events(session: Session, event_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+    """The deliveries of each of ``event_ids`` (oldest first), with one query."""
+    by_event: dict[str, list[Delivery]] = defaultdict(list)
+    if event_ids:
+        query = select(Delivery).where(Delivery.event_id.in_(list(event_ids)))
+        for delivery in session.scalars(query.order_by(Delivery.id)):
+            by_event[delivery.event_id].append(delivery)
+    return by_event
 
 
 def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery:

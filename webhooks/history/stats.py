@@ -13,6 +13,8 @@ window's start rather than the endpoint's whole history.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,6 +44,11 @@ class Latency:
 
     p50: float | None
     p95: float | None
+
+    @classmethod
+    def of(cls, p50: float | None, p95: float | None) -> Latency:
+        """From what the database returns (a Decimal, a float or None)."""
+        return cls(None if p50 is None else float(p50), None if p95 is None else float(p95))
 
 
 @dataclass(frozen=True)
@@ -95,40 +102,89 @@ def _delivery_counts(session: Session, endpoint_id: str, window: Window) -> dict
     return counts
 
 
-def _attempt_stats(
-    session: Session, endpoint_id: str, window: Window
-) -> tuple[int, int, float | None, float | None]:
+@dataclass(frozen=True)
+class AttemptSummary:
+    """An endpoint's attempts in a window: how many, how many succeeded, latency."""
+
+    attempts: int
+    succeeded: int
+    latency_ms: Latency
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.attempts if self.attempts else None
+
+
+_NO_ATTEMPTS = AttemptSummary(0, 0, Latency(None, None))
+
+
+def attempt_summaries(
+    session: Session, endpoint_ids: Sequence[str], window: Window
+) -> dict[str, AttemptSummary]:
+    """:class:`AttemptSummary` of each endpoint in ``endpoint_ids``, in one grouped query."""
+    if not endpoint_ids:
+        return {}
     where = (
-        Attempt.endpoint_id == endpoint_id,
+        Attempt.endpoint_id.in_(list(endpoint_ids)),
         *window.conditions(Attempt.id, Attempt.started_at, "att", RECORDING_SLACK),
     )
     succeeded = func.count().filter(attempt_succeeded())
+    found: dict[str, AttemptSummary] = {}
     if session.get_bind().dialect.name == "postgresql":
-        total, ok, p50, p95 = session.execute(
+        rows = session.execute(
             select(
+                Attempt.endpoint_id,
                 func.count(),
                 succeeded,
                 func.percentile_cont(0.5).within_group(Attempt.duration_ms),
                 func.percentile_cont(0.95).within_group(Attempt.duration_ms),
-            ).where(*where)
-        ).one()
-        return total, ok, p50, p95
-    total, ok = session.execute(select(func.count(), succeeded).where(*where)).one()
-    durations = [float(d) for d in session.scalars(select(Attempt.duration_ms).where(*where))]
-    return total, ok, percentile(durations, 0.5), percentile(durations, 0.95)
+            )
+            .where(*where)
+            .group_by(Attempt.endpoint_id)
+        )
+        for endpoint_id, total, ok, p50, p95 in rows:
+            found[endpoint_id] = AttemptSummary(total, ok, Latency.of(p50, p95))
+    else:
+        durations: dict[str, list[float]] = defaultdict(list)
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for endpoint_id, duration, ok in session.execute(
+            select(Attempt.endpoint_id, Attempt.duration_ms, attempt_succeeded()).where(*where)
+        ):
+            durations[endpoint_id].append(float(duration))
+            counts[endpoint_id][0] += 1
+            counts[endpoint_id][1] += bool(ok)
+        for endpoint_id, (total, ok) in counts.items():
+            values = durations[endpoint_id]
+            found[endpoint_id] = AttemptSummary(
+                total, ok, Latency.of(percentile(values, 0.5), percentile(values, 0.95))
+            )
+    return {endpoint_id: found.get(endpoint_id, _NO_ATTEMPTS) for endpoint_id in endpoint_ids}
 
 
 def window_stats(session: Session, endpoint_id: str, window: Window) -> WindowStats:
-    total, ok, p50, p95 = _attempt_stats(session, endpoint_id, window)
+    summary = attempt_summaries(session, [endpoint_id], window)[endpoint_id]
     return WindowStats(
         deliveries=_delivery_counts(session, endpoint_id, window),
-        attempts=total,
-        succeeded_attempts=ok,
-        success_rate=ok / total if total else None,
-        latency_ms=Latency(
-            None if p50 is None else float(p50), None if p95 is None else float(p95)
-        ),
+        attempts=summary.attempts,
+        succeeded_attempts=summary.succeeded,
+        success_rate=summary.success_rate,
+        latency_ms=summary.latency_ms,
     )
+
+
+def newest_attempts(session: Session, endpoint_ids: Sequence[str]) -> dict[str, Attempt]:
+    """Each endpoint's newest attempt, one index lookup each (endpoints without one left out)."""
+    newest: dict[str, Attempt] = {}
+    for endpoint_id in endpoint_ids:
+        attempt = session.scalar(
+            select(Attempt)
+            .where(Attempt.endpoint_id == endpoint_id)
+            .order_by(Attempt.id.desc())
+            .limit(1)
+        )
+        if attempt is not None:
+            newest[endpoint_id] = attempt
+    return newest
 
 
 def endpoint_stats(session: Session, endpoint_id: str) -> EndpointStats:

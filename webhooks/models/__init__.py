@@ -2,10 +2,12 @@
 
 from webhooks.models.attempt import Attempt
 from webhooks.models.base import Base
+from webhooks.models.console_session import ConsoleSession
 from webhooks.models.delivery import OPEN_STATUSES, Delivery, DeliveryStatus
 from webhooks.models.endpoint import Endpoint
 from webhooks.models.event import Event
 from webhooks.models.event_type import EventType
+from webhooks.models.portal_link import PortalLink
 from webhooks.models.tenant import Tenant
 from webhooks.models.token import ApiToken
 
@@ -14,10 +16,12 @@ __all__ = [
     "ApiToken",
     "Attempt",
     "Base",
+    "ConsoleSession",
     "Delivery",
     "DeliveryStatus",
     "Endpoint",
     "Event",
     "EventType",
+    "PortalLink",
     "Tenant",
 ]

@@ -233,6 +233,7 @@ def _banner(
         "",
         "webhooks dev is running (Ctrl-C stops it)",
         f"  API          {base}   (OpenAPI: {base}/openapi.json)",
+        f"  console      {base}/console   (sign in with the admin token below)",
         f"  database     {settings.database_url}",
         f"  broker       {settings.broker_url}",
     ]
