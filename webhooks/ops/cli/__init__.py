@@ -129,12 +129,31 @@ def send(tenant: str, event_type: str, payload: str, idempotency_key: str | None
 
 
 @main.command("dev")
-@click.option("--demo", is_flag=True, help="Also send a demo event to a local receiver.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Also send a demo event to a local receiver (implies --allow-local).",
+)
+@click.option(
+    "--allow-local",
+    is_flag=True,
+    help="Allow http:// endpoints on this machine (WEBHOOKS_ALLOW_HTTP=1, "
+    "WEBHOOKS_ALLOWED_PRIVATE_NETWORKS=127.0.0.0/8,::1/128), unless those are set.",
+)
 @click.option("--port", default=8000, show_default=True, help="The API's port.")
-@click.option("--flower-port", default=5555, show_default=True, help="Flower's port.")
-def dev(demo: bool, port: int, flower_port: int) -> None:
-    """Run API, worker and beat (and Flower) together until Ctrl-C."""
-    devstack.run(get_settings(), demo=demo, api_port=port, flower_port=flower_port, echo=click.echo)
+@click.option(
+    "--flower-port", default=5555, show_default=True, help="Flower's port (Redis/RabbitMQ only)."
+)
+def dev(demo: bool, allow_local: bool, port: int, flower_port: int) -> None:
+    """Run API, worker and beat (and Flower) together until Ctrl-C or SIGTERM."""
+    devstack.run(
+        get_settings(),
+        demo=demo,
+        allow_local=allow_local,
+        api_port=port,
+        flower_port=flower_port,
+        echo=click.echo,
+    )
 
 
 # History operations (redeliver, recover, purge) live in their own module.
