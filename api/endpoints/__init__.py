@@ -18,6 +18,8 @@ from api.blueprint import Blueprint
 from api.fields import Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
 from webhooks.admin import endpoints as rules
+from webhooks.core import clock
+from webhooks.core.clock import rfc3339
 from webhooks.ingest.event_names import FILTER_PATTERN
 from webhooks.models import Endpoint, Tenant
 from webhooks.outbound.http import default_transport
@@ -56,8 +58,24 @@ class EndpointSchema(Schema):
     template = fields.String(dump_only=True, allow_none=True)
     retry_schedule = fields.List(fields.Integer(), dump_only=True, allow_none=True)
     timeout_seconds = fields.Integer(dump_only=True)
+    previous_secret_expires_at = fields.Function(
+        lambda endpoint: _rotation_end(endpoint),
+        dump_only=True,
+        metadata={
+            "type": "string",
+            "format": "date-time",
+            "nullable": True,
+            "description": "While a rotation is under way: when the previous secret stops "
+            "signing beside the current one (null otherwise)",
+        },
+    )
     created_at = Timestamp(dump_only=True)
     updated_at = Timestamp(dump_only=True)
+
+
+def _rotation_end(endpoint: Endpoint) -> str | None:
+    ends = rules.rotation_ends_at(endpoint, clock.now())
+    return None if ends is None else rfc3339(ends)
 
 
 class EndpointPatchSchema(Schema):

@@ -1,10 +1,12 @@
 """An endpoint's health at a glance: delivery states, success rate, latency, last outcomes.
 
 Over each of the windows 1 h, 24 h and 7 d: deliveries created in the window by state, the
-attempts started in it (PINGs included: they are requests to the endpoint too), the share of
-them that succeeded (a 2xx in time), and the p50/p95 of their durations. Latency percentiles
-are Postgres's ``percentile_cont``; on SQLite (the embedded default, small by nature) the
-durations are fetched and interpolated the same way in Python.
+delivery attempts started in it, the share of them that succeeded (a 2xx in time), and the
+p50/p95 of their durations, in whole milliseconds. PINGs are counted apart: they are requests
+to the endpoint too, but a receiver answering events well while PINGs fail (or the reverse)
+should not read as a middling success rate. Latency percentiles are Postgres's
+``percentile_cont``; on SQLite (the embedded default, small by nature) the durations are
+fetched and interpolated the same way in Python.
 
 Every query is bounded by the window through the id (see :mod:`webhooks.history_queries`),
 so it reads the ``(endpoint_id, status, id)`` and ``(endpoint_id, id)`` indexes from the
@@ -45,13 +47,23 @@ class Latency:
 
 
 @dataclass(frozen=True)
+class PingStats:
+    """PINGs started in a window, and how many of them succeeded."""
+
+    attempts: int
+    succeeded: int
+
+
+@dataclass(frozen=True)
 class WindowStats:
     deliveries: dict[str, int]
+    #: Delivery attempts (PINGs are in ``pings``).
     attempts: int
     succeeded_attempts: int
-    #: ``succeeded_attempts / attempts``; None without attempts.
+    #: ``succeeded_attempts / attempts`` (4 decimals); None without attempts.
     success_rate: float | None
     latency_ms: Latency
+    pings: PingStats
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,7 @@ def _attempt_stats(
 ) -> tuple[int, int, float | None, float | None]:
     where = (
         Attempt.endpoint_id == endpoint_id,
+        Attempt.delivery_id.is_not(None),
         *window.conditions(Attempt.id, Attempt.started_at, "att", RECORDING_SLACK),
     )
     succeeded = func.count().filter(attempt_succeeded())
@@ -118,16 +131,32 @@ def _attempt_stats(
     return total, ok, percentile(durations, 0.5), percentile(durations, 0.95)
 
 
+def _ping_stats(session: Session, endpoint_id: str, window: Window) -> PingStats:
+    total, ok = session.execute(
+        select(func.count(), func.count().filter(attempt_succeeded())).where(
+            Attempt.endpoint_id == endpoint_id,
+            Attempt.delivery_id.is_(None),
+            *window.conditions(Attempt.id, Attempt.started_at, "att", RECORDING_SLACK),
+        )
+    ).one()
+    return PingStats(total, ok)
+
+
+def _milliseconds(value: float | None) -> float | None:
+    """A percentile in whole milliseconds: the durations are whole ones, and an interpolated
+    ``6.399999999999999`` claims a precision nobody measured."""
+    return None if value is None else float(round(value))
+
+
 def window_stats(session: Session, endpoint_id: str, window: Window) -> WindowStats:
     total, ok, p50, p95 = _attempt_stats(session, endpoint_id, window)
     return WindowStats(
         deliveries=_delivery_counts(session, endpoint_id, window),
         attempts=total,
         succeeded_attempts=ok,
-        success_rate=ok / total if total else None,
-        latency_ms=Latency(
-            None if p50 is None else float(p50), None if p95 is None else float(p95)
-        ),
+        success_rate=round(ok / total, 4) if total else None,
+        latency_ms=Latency(_milliseconds(p50), _milliseconds(p95)),
+        pings=_ping_stats(session, endpoint_id, window),
     )
 
 

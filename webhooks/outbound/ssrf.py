@@ -140,6 +140,8 @@ def _check_scheme(scheme: str, policy: TargetPolicy) -> None:
         return
     if policy.allow_http:
         raise _refuse("URL must use https:// or http://")
+    if scheme == "http":
+        raise _refuse(f"URL must use https:// ({ALLOW_HTTP_HINT})")
     raise _refuse("URL must use https://")
 
 
@@ -282,9 +284,22 @@ def check_addresses(host: str, addresses: list[IPAddress], policy: TargetPolicy)
         reason = refusal_reason(ip, policy)
         if reason is None:
             continue
+        hint = "" if "metadata service" in reason else f" ({allow_network_hint(ip)})"
         if _literal_ip(host) == ip:
-            raise _refuse(f"URL host {ip} is {reason}")
-        raise _refuse(f"URL host {host} resolves to {ip}, {reason}")
+            raise _refuse(f"URL host {ip} is {reason}{hint}")
+        raise _refuse(f"URL host {host} resolves to {ip}, {reason}{hint}")
+
+
+#: What the refusal of a plain ``http://`` URL adds: the setting that decides it.
+ALLOW_HTTP_HINT = "WEBHOOKS_ALLOW_HTTP=1 allows http://"
+
+
+def allow_network_hint(ip: IPAddress) -> str:
+    """The setting that would allow ``ip``: refusing it is the operator's choice, so say so.
+
+    Not offered for the cloud metadata service, which no receiver should ever be.
+    """
+    return f"WEBHOOKS_ALLOWED_PRIVATE_NETWORKS={ipaddress.ip_network(ip)} would allow it"
 
 
 def resolve(host: str, port: int, policy: TargetPolicy) -> list[IPAddress]:
