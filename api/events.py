@@ -22,7 +22,8 @@ from api.blueprint import Blueprint
 from api.fields import JSON, Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
 from api.schemas import DeliverySchema
-from webhooks.core.errors import InvalidInput, NotFound
+from webhooks.core.errors import InvalidInput
+from webhooks.history import queries
 from webhooks.ingest.enqueue import ingest
 from webhooks.ingest.event_names import MAX_LENGTH as MAX_NAME_LENGTH
 from webhooks.ingest.event_names import NAME_PATTERN
@@ -117,9 +118,7 @@ class Events(MethodView):
     @blp.response(200, page_of(EventSchema))
     def get(self, args: dict[str, Any], tenant: Tenant) -> dict[str, Any]:
         """List the tenant's events with their deliveries, newest first."""
-        query = select(Event).where(Event.tenant_id == tenant.id)
-        if args.get("type") is not None:
-            query = query.where(Event.type == args["type"])
+        query = queries.events_query(tenant.id, event_type=args.get("type"))
         page = paginate(query, Event.id, args)
         page["data"] = _with_deliveries(page["data"])
         return page
@@ -156,9 +155,4 @@ class EventItem(MethodView):
     @blp.response(200, EventSchema)
     def get(self, tenant: Tenant, event_id: str) -> EventWithDeliveries:
         """Read an event with its deliveries."""
-        event = db.session().scalar(
-            select(Event).where(Event.tenant_id == tenant.id, Event.id == event_id)
-        )
-        if event is None:
-            raise NotFound(f"no event {event_id!r}")
-        return _with_deliveries([event])[0]
+        return _with_deliveries([queries.get_event(db.session(), tenant.id, event_id)])[0]

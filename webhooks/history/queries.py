@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from webhooks.core.errors import NotFound
-from webhooks.models import Attempt, Delivery, DeliveryStatus
+from webhooks.models import Attempt, Delivery, DeliveryStatus, Event
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -97,6 +97,20 @@ def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery
     if delivery is None:
         raise NotFound(f"no delivery {delivery_id!r}")
     return delivery
+
+
+def events_query(tenant_id: str, *, event_type: str | None = None) -> Select[Event]:
+    """A tenant's events, optionally of one type."""
+    query = select(Event).where(Event.tenant_id == tenant_id)
+    return query if event_type is None else query.where(Event.type == event_type)
+
+
+def get_event(session: Session, tenant_id: str, event_id: str) -> Event:
+    """The tenant's event ``event_id``; another tenant's is not found."""
+    event = session.scalar(events_query(tenant_id).where(Event.id == event_id))
+    if event is None:
+        raise NotFound(f"no event {event_id!r}")
+    return event
 
 
 def attempt_succeeded() -> ColumnElement[bool]:
