@@ -9,11 +9,8 @@ import contextlib
 import inspect
 import io
 import os
-import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,10 +18,10 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask, request
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from api import create_app
 from tests.processes import Worker
+from tests.recipes.recipe import fenced_blocks, serving
 from tests.services import wait_until
 from webhooks import enqueue_event
 from webhooks.admin.tokens import create_token
@@ -33,7 +30,6 @@ from webhooks.core.db import session_scope
 pytestmark = pytest.mark.e2e
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "integrate.md"
-_FENCE = re.compile(r"^```([^\n]*)\n(.*?)\n```$", re.DOTALL | re.MULTILINE)
 
 API_IN_GUIDE = "http://127.0.0.1:8000"
 RECEIVER_IN_GUIDE = "127.0.0.1:5000"
@@ -43,25 +39,12 @@ def guide_blocks() -> dict[str, tuple[str, str]]:
     """Every fenced block of the guide, by tag: ``{tag: (language, text)}``; each block must
     carry a language and a tag, so that none escapes the test."""
     blocks: dict[str, tuple[str, str]] = {}
-    for info, text in _FENCE.findall(GUIDE.read_text()):
+    for info, text in fenced_blocks(GUIDE):
         language, _, tag = info.partition(" ")
         assert tag, f"a block of {GUIDE.name} has no tag: {info!r}\n{text}"
         assert tag not in blocks, f"two blocks tagged {tag!r}"
         blocks[tag] = (language, text)
     return blocks
-
-
-@contextlib.contextmanager
-def serving(app: Flask) -> Iterator[str]:
-    """``app`` on a free port of 127.0.0.1 in a thread; yields its base URL."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
 
 
 class Guide:
