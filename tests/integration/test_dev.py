@@ -291,3 +291,17 @@ def test_a_taken_port_is_one_clear_line(clean_db: None) -> None:
         f"Error: port {port} on 127.0.0.1 (the API) is already in use: stop what listens "
         "there, or choose another port (webhooks dev --port N, PORT=N make run)\n"
     )
+
+
+def test_make_run_takes_a_port() -> None:
+    """``PORT=8001 make run`` reaches ``webhooks dev --port`` (``make -n``: printed, not run)."""
+    root = Path(__file__).resolve().parents[2]
+    printed = subprocess.run(
+        ["make", "-n", "run"],
+        cwd=root,
+        env={**os.environ, "PORT": "8001"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "webhooks dev --demo --port 8001" in printed
