@@ -3,6 +3,7 @@ moment (in the foreground or as a background job), and a clear error when its po
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -120,7 +121,19 @@ def test_dev_demo_delivers_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         assert "response 204, error None" in banner
         assert "webhook-signature: [redacted]" in banner  # as the history keeps it
         assert "  webhook-signature: v1," in banner  # ... and as the receiver got it
+        assert f'curl -s -H "Authorization: Bearer $(cat {token_file})" http://' in banner
         assert "/v1/tenants/demo/endpoints/ep_" in banner and "/secret" in banner
+        # The hint works as printed: its curl fetches the secret, its line of Python verifies.
+        [curl] = [line.strip() for line in output if line.strip().startswith("curl -s ")]
+        fetched = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, check=True)
+        secret = json.loads(fetched.stdout)["secret"]
+        [verify] = [line.strip() for line in output if line.strip().startswith("Webhook(")]
+        verified = subprocess.run(
+            [sys.executable, "-c", "from standardwebhooks.webhooks import Webhook\n"
+             + verify.replace("<secret>", secret)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert verified.returncode == 0, verified.stderr
         # The embedded defaults live in one place, whatever the current directory.
         assert (var / "webhooks.sqlite3").exists() and not (tmp_path / "var").exists()
         # The Celery lines of every task and beat tick are DEBUG; the attempt has one line.

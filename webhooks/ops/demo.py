@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from webhooks.core.errors import WebhooksError
@@ -133,7 +134,7 @@ def run_demo(
     raise DemoFailed(f"event {event['id']} was not delivered within {timeout:.0f}s")
 
 
-def describe(result: dict[str, Any]) -> str:
+def describe(result: dict[str, Any], token_file: Path) -> str:
     """The demo's outcome for a person: the delivery's attempt, as the history API shows it."""
     _, body = result["received"]
     delivery, attempt = result["delivery"], result["attempt"]
@@ -148,13 +149,13 @@ def describe(result: dict[str, Any]) -> str:
         *(f"  {name}: {value}" for name, value in attempt["request"]["headers"].items()),
         "  body: " + body.decode(),
         "",
-        *verification_hint(result),
+        *verification_hint(result, token_file),
         "",
     ]
     return "\n".join(lines)
 
 
-def verification_hint(result: dict[str, Any]) -> list[str]:
+def verification_hint(result: dict[str, Any], token_file: Path) -> list[str]:
     """How to check the shown signature oneself: fetch the secret, verify the received call.
 
     The history redacts the signature; the receiver got it whole, and so can a reader.
@@ -168,8 +169,9 @@ def verification_hint(result: dict[str, Any]) -> list[str]:
         "verify it yourself: the receiver got these headers (the history redacts the signature)",
         *(f"  {name}: {value}" for name, value in sent.items()),
         "  the endpoint's secret:",
-        f"    curl -s -H 'Authorization: Bearer <admin token>' {result['base']}{secret_path}",
-        "  then, in Python (pip install standardwebhooks):",
+        f'    curl -s -H "Authorization: Bearer $(cat {token_file})" {result["base"]}{secret_path}',
+        "  then, in Python (pip install standardwebhooks), within 5 minutes (the package",
+        "  refuses older timestamps):",
         "    from standardwebhooks.webhooks import Webhook",
         f"    Webhook('<secret>').verify({body.decode()!r}, {sent!r})",
     ]

@@ -300,7 +300,8 @@ def run(
                 info = Banner(settings, load_settings(env), base, token, token_file, flower_url)
                 echo(banner(info))
             if demo and not stop.is_set():
-                echo(demo_flow.describe(demo_flow.run_demo(base, token, stop=stop)))
+                result = demo_flow.run_demo(base, token, stop=stop)
+                echo(demo_flow.describe(result, token_file))
             serve(stack, stop)
         finally:
             for child in reversed(stack):
