@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -243,13 +243,13 @@ def _sleeper(name: str) -> devstack.Child:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-@pytest.mark.parametrize("moment", ["starting", "banner", "serving"])
+@pytest.mark.parametrize("moment", ["starting", "banner", "demo", "serving"])
 def test_a_signal_at_any_moment_stops_every_child_and_returns(
     clean_db: None, monkeypatch: pytest.MonkeyPatch, signum: int, moment: str
 ) -> None:
     """The signal is sent from inside the run (an injected hook), at each stage in turn: while
-    children start, while the banner prints, while serving. Each time the run returns
-    normally (exit 0), every child has exited, and the previous handlers are back."""
+    children start, while the banner prints, during the demo, while serving. Each time the run
+    returns normally (exit 0), every child has exited, and the previous handlers are back."""
     interrupt = _Interrupt(signum)
     stack = [_sleeper("api"), _sleeper("worker"), _sleeper("beat")]
     monkeypatch.setattr(devstack, "children", lambda *_, **__: stack)
@@ -263,6 +263,13 @@ def test_a_signal_at_any_moment_stops_every_child_and_returns(
                 interrupt.now()
 
         monkeypatch.setattr(devstack.Child, "start", start_then_signal)
+    if moment == "demo":
+
+        def interrupted_demo(*_: object, stopped: Callable[[], bool], **__: object) -> None:
+            interrupt.now()
+            assert stopped()  # what the demo's wait loop sees: then it gives up quietly
+
+        monkeypatch.setattr(devstack.demo_flow, "run_demo", interrupted_demo)
     if moment == "serving":
         serve = devstack.serve
 
@@ -281,7 +288,7 @@ def test_a_signal_at_any_moment_stops_every_child_and_returns(
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     devstack.run(
         get_settings(),
-        demo=False,
+        demo=moment == "demo",
         allow_local=False,
         api_port=free_port(),
         flower_port=0,

@@ -1,8 +1,9 @@
 """``webhooks dev``: the whole service as one process tree, for trying it out.
 
 The API, a worker and beat run as child processes (exactly the commands operators run), each
-in its own process group so that Ctrl-C stops the tree cleanly. This module starts them by
-module name and never imports ``api`` or ``workers``.
+in its own process group, so that a terminal's Ctrl-C reaches this process alone and it stops
+them in order (SIGTERM, then SIGKILL after a grace period), whatever moment the signal came.
+This module starts them by module name and never imports ``api`` or ``workers``.
 """
 
 from __future__ import annotations
@@ -154,9 +155,7 @@ def children(settings: Settings, *, api_port: int, flower_port: int) -> list[Chi
     return stack
 
 
-def wait_ready(
-    stack: Sequence[Child], url: str, stop: threading.Event, timeout: float = 60
-) -> None:
+def wait_ready(stack: Sequence[Child], url: str, stop: StopRequest, timeout: float = 60) -> None:
     """Wait until every child printed its ready line and ``url`` answers 200 (or ``stop``)."""
     deadline = time.monotonic() + timeout
     while not stop.is_set():
@@ -236,15 +235,44 @@ def admin_token(settings: Settings) -> tuple[str, Path]:
     return plaintext, path
 
 
+class StopRequest:
+    """Whether a stop was asked for: set by a signal handler, read by the main loop.
+
+    A plain attribute rather than a :class:`threading.Event`: the handler runs in the main
+    thread, between two bytecodes of whatever it interrupted, and ``Event.set`` takes the
+    lock that ``Event.wait`` holds at moments in that same thread: a signal landing there
+    would deadlock the stack instead of stopping it.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self) -> None:
+        self.requested = True
+
+    def is_set(self) -> bool:
+        return self.requested
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until asked to stop or ``timeout`` seconds passed; whether it was asked."""
+        deadline = time.monotonic() + timeout
+        while not self.requested:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.05))
+        return True
+
+
 @contextlib.contextmanager
-def stop_signals() -> Iterator[threading.Event]:
-    """SIGINT and SIGTERM both just set the returned event, for as long as the block runs.
+def stop_signals() -> Iterator[StopRequest]:
+    """SIGINT and SIGTERM both just request the stop, for as long as the block runs.
 
     Handled alike and explicitly: a ``KeyboardInterrupt`` could strike between two
     statements of the start-up or of the shutdown and leave children running, and a shell
     starts a background job (``webhooks dev &``) with SIGINT ignored.
     """
-    stop = threading.Event()
+    stop = StopRequest()
     wanted = (signal.SIGINT, signal.SIGTERM)
     previous = {number: signal.signal(number, lambda *_: stop.set()) for number in wanted}
     try:
@@ -254,7 +282,7 @@ def stop_signals() -> Iterator[threading.Event]:
             signal.signal(number, handler)
 
 
-def serve(stack: Sequence[Child], stop: threading.Event) -> None:
+def serve(stack: Sequence[Child], stop: StopRequest) -> None:
     """Block until ``stop`` is set; raise :class:`ChildExited` if a child dies first."""
     while not stop.wait(0.5):
         for child in stack:
@@ -300,8 +328,9 @@ def run(
                 info = Banner(settings, load_settings(env), base, token, token_file, flower_url)
                 echo(banner(info))
             if demo and not stop.is_set():
-                result = demo_flow.run_demo(base, token, stop=stop)
-                echo(demo_flow.describe(result, token_file))
+                result = demo_flow.run_demo(base, token, stopped=stop.is_set)
+                if result is not None:
+                    echo(demo_flow.describe(result, token_file))
             serve(stack, stop)
         finally:
             for child in reversed(stack):
@@ -314,7 +343,8 @@ class Banner:
     """What the banner tells: where things are, and what the stack lets endpoints reach."""
 
     settings: Settings
-    children: Settings
+    #: The settings the children run with (``--allow-local`` applied).
+    served: Settings
     base: str
     token: str
     token_file: Path
@@ -334,7 +364,7 @@ def banner(info: Banner) -> str:
         ("API", f"{info.base}   (reference: {info.base}/docs, {info.base}/openapi.json)"),
         ("database", info.settings.database_url),
         ("broker", info.settings.broker_url),
-        ("endpoints", _targets_line(info.children)),
+        ("endpoints", _targets_line(info.served)),
         ("Flower", info.flower_url or _NO_FLOWER),
         ("admin token", info.token),
         ("", f"(also in {info.token_file}, mode 0600; use it as 'Authorization: Bearer <token>')"),
