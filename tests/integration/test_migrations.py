@@ -26,7 +26,7 @@ _TABLES = {
 
 def _upgrade(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "webhooks.cli", "db", "upgrade"],
+        [sys.executable, "-m", "webhooks.ops.cli", "db", "upgrade"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -5,7 +5,6 @@ functions the API calls.
 """
 
 import logging
-import sys
 from typing import Any
 
 import click
@@ -85,7 +84,3 @@ def dev(demo: bool, allow_local: bool, port: int, flower_port: int) -> None:
 
 for _command in (tenants, tokens, endpoints, events, deliveries, send, purge):
     main.add_command(_command)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
