@@ -2,6 +2,8 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+# The API's port for `make run` (`PORT=8001 make run`).
+PORT ?= 8000
 
 .PHONY: run test bench
 
@@ -23,7 +25,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 ## Install and run the whole service on the embedded defaults (SQLite, no Redis needed).
 run: $(VENV)/.installed
-	$(BIN)/webhooks dev --demo
+	$(BIN)/webhooks dev --demo --port $(PORT)
 
 ## Install and run lint, types and the whole test suite (real Postgres and Redis).
 ## The console's browser tests drive Debian's chromium, installed here when missing.

@@ -12,7 +12,7 @@ from typing import Any
 import flask_smorest
 from flask import Flask
 
-from api import auth, bodies, db, errors
+from api import auth, bodies, db, errors, reference
 from api.console import bp as console_bp
 from api.converters import CONVERTERS
 from api.deliveries import blp as deliveries_blp
@@ -84,6 +84,7 @@ def create_app(settings_overrides: dict[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"security": [{"bearerAuth": []}]},
         MAX_CONTENT_LENGTH=get_settings().max_payload_bytes + BODY_HEADROOM,
+        **reference.CONFIG,
     )
     app.config.update(settings_overrides or {})
     api = _Api(app)
@@ -99,4 +100,5 @@ def create_app(settings_overrides: dict[str, Any] | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(console_bp)  # HTML, so not in the OpenAPI document
+    app.register_blueprint(reference.assets)
     return app

@@ -21,7 +21,7 @@ from marshmallow import Schema, fields
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from webhooks.core.db import is_unreachable
+from webhooks.core.db import is_schema_missing, is_unreachable
 from webhooks.core.errors import (
     AccessDenied,
     Conflict,
@@ -133,6 +133,8 @@ def from_library_error(exc: WebhooksError) -> Response:
 
 
 def from_database_error(exc: DBAPIError) -> Response:
+    if is_schema_missing(exc):
+        return problem(503, "the database has no schema yet: run `webhooks db upgrade`")
     if is_unreachable(exc):
         return problem(503, "the database is unreachable; try again shortly")
     return unexpected(exc)

@@ -20,6 +20,8 @@ from api.blueprint import Blueprint
 from api.fields import MaskedHeaders, Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
 from webhooks.admin import endpoints as rules
+from webhooks.core import clock
+from webhooks.core.clock import rfc3339
 from webhooks.ingest.event_names import FILTER_PATTERN
 from webhooks.models import Endpoint, Tenant
 from webhooks.outbound import client_tls, receiver_auth, signing
@@ -110,6 +112,17 @@ class EndpointSchema(Schema):
     client_certificate = _Shown(
         ClientCertificateViewSchema, client_tls.public_view, dump_only=True, allow_none=True
     )
+    previous_secret_expires_at = fields.Function(
+        lambda endpoint: _rotation_end(endpoint),
+        dump_only=True,
+        metadata={
+            "type": "string",
+            "format": "date-time",
+            "nullable": True,
+            "description": "While a rotation is under way: when the previous secret stops "
+            "signing beside the current one (null otherwise)",
+        },
+    )
     created_at = Timestamp(dump_only=True)
     updated_at = Timestamp(dump_only=True)
 
@@ -132,6 +145,11 @@ class AuthSchema(Schema):
 class ClientCertificateSchema(Schema):
     cert = Text(required=True, metadata={"description": "PEM certificate chain, leaf first"})
     key = Text(required=True, load_only=True, metadata={"description": "PEM private key"})
+
+
+def _rotation_end(endpoint: Endpoint) -> str | None:
+    ends = rules.rotation_ends_at(endpoint, clock.now())
+    return None if ends is None else rfc3339(ends)
 
 
 class EndpointPatchSchema(Schema):

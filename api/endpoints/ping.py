@@ -10,7 +10,7 @@ from webhooks.admin import endpoints as rules
 from webhooks.core.clock import now
 from webhooks.models import Attempt, Tenant
 from webhooks.outbound.http import default_transport
-from webhooks.outbound.ping import record_ping, send_ping
+from webhooks.outbound.ping import ping_endpoint
 
 blp = Blueprint(
     "endpoint-ping",
@@ -26,8 +26,6 @@ blp = Blueprint(
 def ping(tenant: Tenant, endpoint_id: str) -> Attempt:
     """Send a signed PING and return the attempt, whatever the receiver answered."""
     endpoint = rules.get_endpoint(db.session(), tenant.id, endpoint_id)
-    at = now()
-    request, outcome = send_ping(endpoint, default_transport(), at=at)
-    attempt = record_ping(db.session(), endpoint, request, outcome, at=at)
+    attempt = ping_endpoint(db.session(), endpoint, default_transport(), at=now())
     db.session().commit()
     return attempt

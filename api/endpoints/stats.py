@@ -35,6 +35,11 @@ class LatencySchema(Schema):
     p95 = fields.Float(required=True, allow_none=True)
 
 
+class PingStatsSchema(Schema):
+    attempts = fields.Integer(required=True)
+    succeeded = fields.Integer(required=True)
+
+
 class WindowStatsSchema(Schema):
     deliveries = fields.Nested(
         DeliveryCountsSchema,
@@ -42,18 +47,28 @@ class WindowStatsSchema(Schema):
         metadata={"description": "Deliveries created in the window, by current state"},
     )
     attempts = fields.Integer(
-        required=True, metadata={"description": "Requests started in the window, PINGs included"}
+        required=True,
+        metadata={"description": "Delivery attempts started in the window (PINGs: see pings)"},
     )
     succeeded_attempts = fields.Integer(required=True)
     success_rate = fields.Float(
         required=True,
         allow_none=True,
-        metadata={"description": "succeeded_attempts / attempts; null without attempts"},
+        metadata={
+            "description": "succeeded_attempts / attempts (4 decimals); null without attempts"
+        },
     )
     latency_ms = fields.Nested(
         LatencySchema,
         required=True,
-        metadata={"description": "Attempt durations (ms): percentile_cont 0.5 and 0.95"},
+        metadata={
+            "description": "Delivery attempt durations: percentile_cont 0.5 and 0.95, in whole ms"
+        },
+    )
+    pings = fields.Nested(
+        PingStatsSchema,
+        required=True,
+        metadata={"description": "PINGs started in the window, apart from deliveries"},
     )
 
 

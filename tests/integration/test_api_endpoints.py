@@ -26,6 +26,7 @@ RESPONSE_FIELDS = {
     "event_types",
     "enabled",
     "disabled_reason",
+    "previous_secret_expires_at",
     "signature_header",
     "api_key_header",
     "headers",

@@ -291,10 +291,16 @@ def test_stats_on_a_known_history(
     make_delivery(session, endpoint, at=recent, status="retrying")
     make_delivery(session, endpoint, at=now - timedelta(hours=5), status="failed")
     make_delivery(session, endpoint, at=now - timedelta(days=3), status="succeeded")
+    sent = make_delivery(session, endpoint, at=now - timedelta(days=4), status="retrying")
     for duration in (100, 200, 300):
-        make_attempt(session, endpoint, at=recent, status=200, duration_ms=duration)
-    make_attempt(session, endpoint, at=now - timedelta(minutes=5), status=503, duration_ms=1000)
-    make_attempt(session, endpoint, at=now - timedelta(hours=5), status=500, duration_ms=50)
+        make_attempt(session, endpoint, at=recent, status=200, duration_ms=duration, delivery=sent)
+    make_attempt(
+        session, endpoint, at=now - timedelta(minutes=5), status=503, duration_ms=1001,
+        delivery=sent,
+    )  # fmt: skip
+    make_attempt(
+        session, endpoint, at=now - timedelta(hours=5), status=500, duration_ms=50, delivery=sent
+    )
     make_attempt(
         session,
         endpoint,
@@ -302,19 +308,26 @@ def test_stats_on_a_known_history(
         status=None,
         error="timeout",
         duration_ms=10_000,
+        delivery=sent,
     )
-    make_attempt(session, endpoint, at=now - timedelta(days=3), status=200, duration_ms=400)
+    make_attempt(
+        session, endpoint, at=now - timedelta(days=3), status=200, duration_ms=400, delivery=sent
+    )
+    # PINGs (no delivery): counted apart, in neither the success rate nor the latency.
+    for status in (500, 500, 200):
+        make_attempt(session, endpoint, at=recent, status=status, duration_ms=7)
     session.commit()
 
     body = reader.get(f"{BASE}/endpoints/{endpoint.id}/stats").get_json()
     hour, day, week = body["windows"]["1h"], body["windows"]["24h"], body["windows"]["7d"]
     assert hour["deliveries"] == {"pending": 0, "retrying": 1, "succeeded": 1, "failed": 0}
-    assert week["deliveries"] == {"pending": 0, "retrying": 1, "succeeded": 2, "failed": 1}
+    assert week["deliveries"] == {"pending": 0, "retrying": 2, "succeeded": 2, "failed": 1}
     assert (hour["attempts"], hour["succeeded_attempts"], hour["success_rate"]) == (5, 3, 0.6)
     assert (day["attempts"], day["succeeded_attempts"]) == (6, 3)
-    assert (week["attempts"], week["succeeded_attempts"]) == (7, 4)
-    # percentile_cont over 100, 200, 300, 1000, 10000: p50 300, p95 between 1000 and 10000.
-    assert hour["latency_ms"] == {"p50": 300.0, "p95": pytest.approx(8200.0)}
+    assert (week["attempts"], week["succeeded_attempts"], week["success_rate"]) == (7, 4, 0.5714)
+    assert hour["pings"] == week["pings"] == {"attempts": 3, "succeeded": 1}
+    # percentile_cont over 100, 200, 300, 1001, 10000: p50 300, p95 8200.2, in whole ms.
+    assert hour["latency_ms"] == {"p50": 300.0, "p95": 8200.0}
     assert body["last_success_at"] == rfc3339(recent)
     assert body["last_failure"] == {
         "at": rfc3339(now - timedelta(minutes=2)),

@@ -13,6 +13,7 @@ without a trailing newline).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -22,16 +23,18 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from api.schemas import AttemptSchema
 from tests.api_client import Caller
@@ -42,6 +45,26 @@ from webhooks.models import Attempt
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "recipes"
 
 _BLOCK = re.compile(r"^```(\w+) ([\w-]+)\n(.*?)\n```$", re.DOTALL | re.MULTILINE)
+_FENCE = re.compile(r"^```([^\n]*)\n(.*?)\n```$", re.DOTALL | re.MULTILINE)
+
+
+def fenced_blocks(path: Path) -> list[tuple[str, str]]:
+    """Every fenced block of a markdown file, tagged or not: ``(info string, text)``."""
+    return [(info, text) for info, text in _FENCE.findall(path.read_text())]
+
+
+@contextlib.contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """``app`` on a free port of 127.0.0.1 in a thread; yields its base URL."""
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
 
 #: Headers whose values change from one request to the next.
 VARYING = frozenset({"host", "webhook-id", "webhook-timestamp", "webhook-signature"})

@@ -64,7 +64,7 @@ def refused(url: str, policy: TargetPolicy = STRICT) -> str:
 @pytest.mark.parametrize(
     ("url", "policy", "message"),
     [
-        ("http://93.184.216.34/", STRICT, "URL must use https://"),
+        ("http://93.184.216.34/", STRICT, r"^URL must use https:// \(WEBHOOKS_ALLOW_HTTP=1 allows"),
         ("ftp://93.184.216.34/", STRICT, "URL must use https://"),
         ("ftp://93.184.216.34/", HTTP, "URL must use https:// or http://"),
         ("93.184.216.34/hook", STRICT, "URL must use https://"),
@@ -226,7 +226,10 @@ def test_a_name_resolving_to_loopback_is_refused(
 ) -> None:
     fake_dns("evil.example", ["127.0.0.1"])
     message = refused("https://evil.example/hook")
-    assert message == "URL host evil.example resolves to a loopback address"
+    assert message == (
+        "URL host evil.example resolves to a loopback address "
+        "(its network in WEBHOOKS_ALLOWED_PRIVATE_NETWORKS would allow it)"
+    )
     assert "127.0.0.1" not in message  # internal DNS is not mapped through refusals
 
 
@@ -234,8 +237,9 @@ def test_one_private_address_among_public_ones_refuses(
     fake_dns: Callable[[str, list[str]], None],
 ) -> None:
     fake_dns("mixed.example", ["93.184.216.34", "10.0.0.7"])
-    assert (
-        refused("https://mixed.example/") == "URL host mixed.example resolves to a private address"
+    assert refused("https://mixed.example/") == (
+        "URL host mixed.example resolves to a private address "
+        "(its network in WEBHOOKS_ALLOWED_PRIVATE_NETWORKS would allow it)"
     )
 
 
@@ -334,3 +338,16 @@ def test_policy_from_settings() -> None:
     assert policy == TargetPolicy(True, (ipaddress.ip_network("10.1.0.0/16"),))
     assert check_target("http://10.1.2.3/", policy)
     refused("http://10.2.0.1/", policy)
+
+
+def test_a_refusal_that_a_setting_decides_names_the_setting() -> None:
+    assert refused("https://[::1]/hook") == (
+        "URL host ::1 is a loopback address "
+        "(WEBHOOKS_ALLOWED_PRIVATE_NETWORKS=::1/128 would allow it)"
+    )
+    with pytest.raises(TargetRefused) as info:
+        check_url("http://93.184.216.34/", STRICT)
+    assert "WEBHOOKS_ALLOW_HTTP=1" in str(info.value)
+    # Never suggested for the cloud metadata service, in any spelling.
+    for host in ("169.254.169.254", "[::ffff:169.254.169.254]"):
+        assert "WEBHOOKS_ALLOWED_PRIVATE_NETWORKS" not in refused(f"https://{host}/")

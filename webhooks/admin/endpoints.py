@@ -450,6 +450,17 @@ def _rotate(endpoint: Endpoint, column: str, new: str, *, at: datetime, what: st
     return new
 
 
+def rotation_ends_at(endpoint: Endpoint, at: datetime) -> datetime | None:
+    """When the previous secret stops signing, if a rotation is under way at ``at``.
+
+    Only the newest two secrets ever sign: rotating again during a rotation ends the first
+    previous secret at once, so this is the one expiry a receiver has to know.
+    """
+    if len(endpoint.signing_secrets(at)) < 2:
+        return None
+    return endpoint.previous_secret_expires_at
+
+
 def endpoints_query(tenant_id: str) -> Select[Endpoint]:
     """A tenant's endpoints (to page through)."""
     return select(Endpoint).where(Endpoint.tenant_id == tenant_id)

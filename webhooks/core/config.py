@@ -2,8 +2,8 @@
 
 Every process (API, worker, beat, CLI) calls :func:`get_settings`; nothing else reads
 ``os.environ``. The embedded defaults put an SQLite database, an SQLite-backed broker and a
-generated encryption key under ``./var/`` so that a newcomer with nothing but Python can run
-the whole service.
+generated encryption key in one directory (:func:`default_var_dir`) so that a newcomer with
+nothing but Python can run the whole service.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Settings:
     #: Address the worker's metrics exporter binds to (``WEBHOOKS_METRICS_HOST``): loopback
     #: unless the operator opens it, since the counters describe every tenant's traffic.
     metrics_host: str = "127.0.0.1"
+    #: Where the embedded defaults live (``WEBHOOKS_VAR_DIR``, else :func:`default_var_dir`).
     var_dir: Path = Path("var")
     #: The console's CSP ``frame-ancestors`` sources: who may embed it (``'none'``: nobody).
     console_frame_ancestors: str = "'none'"
@@ -156,10 +157,24 @@ def _secret_keys(value: str, var_dir: Path) -> tuple[str, ...]:
     return keys
 
 
+def default_var_dir(env: Mapping[str, str]) -> Path:
+    """Where the embedded defaults live when ``WEBHOOKS_VAR_DIR`` is not set.
+
+    The same place whatever the current directory, so that ``webhooks send`` run from another
+    folder, the API, the workers and a producer all find one database and one key:
+    ``$XDG_DATA_HOME/webhooks``, else ``~/.local/share/webhooks`` (the XDG default).
+    """
+    data_home = env.get("XDG_DATA_HOME") or str(
+        Path(env.get("HOME") or Path.home()) / ".local/share"
+    )
+    return Path(data_home) / "webhooks"
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``environ`` (the process environment by default)."""
     env = os.environ if environ is None else environ
-    var_dir = Path(env.get("WEBHOOKS_VAR_DIR", "var")).resolve()
+    given_var_dir = env.get("WEBHOOKS_VAR_DIR")
+    var_dir = (Path(given_var_dir) if given_var_dir else default_var_dir(env)).resolve()
     log_format = env.get("WEBHOOKS_LOG_FORMAT", "text")
     if log_format not in ("text", "json"):
         raise ConfigurationError(f"WEBHOOKS_LOG_FORMAT must be text or json, got {log_format!r}")

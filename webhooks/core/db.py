@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from webhooks.core.config import get_settings
-from webhooks.core.errors import DatabaseUnavailable
+from webhooks.core.errors import DatabaseUnavailable, SchemaMissing, WebhooksError
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -139,6 +139,34 @@ def is_unreachable(exc: BaseException) -> bool:
     )
 
 
+#: Postgres' SQLSTATEs for a missing table or column; SQLite says it in words.
+_UNDEFINED = ("42P01", "42703")
+
+
+def is_schema_missing(exc: BaseException) -> bool:
+    """Whether a database error means the schema is absent or older than this code's."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "pgcode", None) in _UNDEFINED:
+        return True
+    return str(exc.orig).startswith(("no such table", "no such column"))
+
+
+def library_error(exc: DBAPIError) -> WebhooksError | None:
+    """The :class:`WebhooksError` a database error amounts to, or None for a bad query.
+
+    An empty or unmigrated database is reachable: saying "unreachable" sends people after
+    the network when one command would fix it.
+    """
+    if is_schema_missing(exc):
+        return SchemaMissing(
+            f"the database has no schema or an older one ({exc.orig}): run `webhooks db upgrade`"
+        )
+    if is_unreachable(exc):
+        return DatabaseUnavailable(f"database unreachable: {exc.orig}")
+    return None
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A session that commits on success, rolls back on error, and says when the DB is down."""
@@ -148,8 +176,9 @@ def session_scope() -> Iterator[Session]:
         session.commit()
     except DBAPIError as exc:
         session.rollback()
-        if is_unreachable(exc):
-            raise DatabaseUnavailable(f"database unreachable: {exc.orig}") from exc
+        error = library_error(exc)
+        if error is not None:
+            raise error from exc
         raise
     except BaseException:
         session.rollback()

@@ -47,3 +47,7 @@ class TargetRefused(InvalidInput):
 
 class DatabaseUnavailable(WebhooksError):
     """The database could not be reached; nothing was stored."""
+
+
+class SchemaMissing(DatabaseUnavailable):
+    """The database answered but has no schema, or an older one: it needs migrating."""

@@ -107,6 +107,32 @@ class TextFormatter(_RedactingFormatter):
         return f"{head} {suffix}{sep}{tail}"
 
 
+#: Lines Celery logs at INFO for every task and every beat tick, by logger and message
+#: template: the sweep's five-second heartbeat would bury everything else, and "Task
+#: succeeded" follows a failed attempt too (the task itself did not fail), which misleads.
+#: The engine's own line per attempt says what happened.
+_ROUTINE = (
+    ("celery.worker.strategy", "Task %(name)s[%(id)s] received"),
+    ("celery.app.trace", "Task %(name)s[%(id)s] succeeded"),
+    ("celery.beat", "Scheduler: Sending due task"),
+)
+
+
+class RoutineFilter(logging.Filter):
+    """Demotes Celery's routine per-task and per-tick INFO lines to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        template = str(record.msg)
+        if not any(
+            record.name == name and template.startswith(prefix) for name, prefix in _ROUTINE
+        ):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 _HANDLER_MARK = "_webhooks_handler"
 
 
@@ -120,6 +146,7 @@ def configure_logging(
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(RoutineFilter())
     handler.addFilter(RedactionFilter())
     setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()

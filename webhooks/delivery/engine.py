@@ -623,22 +623,26 @@ def _header(headers: dict[str, str], name: str) -> str | None:
 
 
 def _log_attempt(job: Job, outcome: Outcome, step: NextStep) -> None:
-    """One line per attempt; never a header value (signatures, API keys), nor the body."""
+    """One readable line per attempt (outcome, status, duration, ids); never a header value
+    (signatures, API keys), nor the body. Every extra field is named in the message, so the
+    text format appends none of them a second time."""
     if step.action is Next.RETRY:
-        then = f"retry in {step.delay:.0f}s"
+        then = f"failed, retry in {step.delay:.0f}s"
     else:
         then = {Next.NOTHING: "succeeded", Next.DEAD_LETTER: "failed for good"}[step.action]
     log.info(
-        "attempt %d of %s event=%s type=%s endpoint=%s status=%s error=%s duration_ms=%d: %s",
+        "attempt=%d delivery_id=%s %s: status=%s error=%s duration_ms=%d "
+        "(event_id=%s event_type=%s endpoint_id=%s next=%s)",
         job.number,
         job.delivery.id,
-        job.body["id"],
-        job.delivery.event_type,
-        job.delivery.endpoint_id,
+        then,
         outcome.status,
         outcome.error,
         outcome.duration_ms,
-        then,
+        job.body["id"],
+        job.delivery.event_type,
+        job.delivery.endpoint_id,
+        step.action.value,
         extra={
             "event_id": job.body["id"],
             "delivery_id": job.delivery.id,

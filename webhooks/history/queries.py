@@ -135,7 +135,7 @@ def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery
 
 
 def attempt_succeeded() -> ColumnElement[bool]:
-    """An attempt that got a 2xx in time (as :attr:`webhooks.transport.Outcome.ok`)."""
+    """An attempt that got a 2xx in time (as :attr:`webhooks.outbound.outcome.Outcome.ok`)."""
     return and_(
         Attempt.error.is_(None),
         Attempt.response_status >= 200,

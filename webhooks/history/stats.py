@@ -1,10 +1,12 @@
 """An endpoint's health at a glance: delivery states, success rate, latency, last outcomes.
 
 Over each of the windows 1 h, 24 h and 7 d: deliveries created in the window by state, the
-attempts started in it (PINGs included: they are requests to the endpoint too), the share of
-them that succeeded (a 2xx in time), and the p50/p95 of their durations. Latency percentiles
-are Postgres's ``percentile_cont``; on SQLite (the embedded default, small by nature) the
-durations are fetched and interpolated the same way in Python.
+delivery attempts started in it, the share of them that succeeded (a 2xx in time), and the
+p50/p95 of their durations, in whole milliseconds. PINGs are counted apart: they are requests
+to the endpoint too, but a receiver answering events well while PINGs fail (or the reverse)
+should not read as a middling success rate. Latency percentiles are Postgres's
+``percentile_cont``; on SQLite (the embedded default, small by nature) the durations are
+fetched and interpolated the same way in Python.
 
 Every query is bounded by the window through the id (see :mod:`webhooks.history_queries`),
 so it reads the ``(endpoint_id, status, id)`` and ``(endpoint_id, id)`` indexes from the
@@ -47,18 +49,30 @@ class Latency:
 
     @classmethod
     def of(cls, p50: float | None, p95: float | None) -> Latency:
-        """From what the database returns (a Decimal, a float or None)."""
-        return cls(None if p50 is None else float(p50), None if p95 is None else float(p95))
+        """From what the database returns (a Decimal, a float or None), in whole milliseconds:
+        the durations are whole ones, and an interpolated ``6.399999999999999`` claims a
+        precision nobody measured."""
+        return cls(_milliseconds(p50), _milliseconds(p95))
+
+
+@dataclass(frozen=True)
+class PingStats:
+    """PINGs started in a window, and how many of them succeeded."""
+
+    attempts: int
+    succeeded: int
 
 
 @dataclass(frozen=True)
 class WindowStats:
     deliveries: dict[str, int]
+    #: Delivery attempts (PINGs are in ``pings``).
     attempts: int
     succeeded_attempts: int
-    #: ``succeeded_attempts / attempts``; None without attempts.
+    #: ``succeeded_attempts / attempts`` (4 decimals); None without attempts.
     success_rate: float | None
     latency_ms: Latency
+    pings: PingStats
 
 
 @dataclass(frozen=True)
@@ -112,7 +126,7 @@ class AttemptSummary:
 
     @property
     def success_rate(self) -> float | None:
-        return self.succeeded / self.attempts if self.attempts else None
+        return round(self.succeeded / self.attempts, 4) if self.attempts else None
 
 
 _NO_ATTEMPTS = AttemptSummary(0, 0, Latency(None, None))
@@ -126,6 +140,7 @@ def attempt_summaries(
         return {}
     where = (
         Attempt.endpoint_id.in_(list(endpoint_ids)),
+        Attempt.delivery_id.is_not(None),  # PINGs are counted apart
         *window.conditions(Attempt.id, Attempt.started_at, "att", RECORDING_SLACK),
     )
     succeeded = func.count().filter(attempt_succeeded())
@@ -161,6 +176,21 @@ def attempt_summaries(
     return {endpoint_id: found.get(endpoint_id, _NO_ATTEMPTS) for endpoint_id in endpoint_ids}
 
 
+def _ping_stats(session: Session, endpoint_id: str, window: Window) -> PingStats:
+    total, ok = session.execute(
+        select(func.count(), func.count().filter(attempt_succeeded())).where(
+            Attempt.endpoint_id == endpoint_id,
+            Attempt.delivery_id.is_(None),
+            *window.conditions(Attempt.id, Attempt.started_at, "att", RECORDING_SLACK),
+        )
+    ).one()
+    return PingStats(total, ok)
+
+
+def _milliseconds(value: float | None) -> float | None:
+    return None if value is None else float(round(value))
+
+
 def window_stats(session: Session, endpoint_id: str, window: Window) -> WindowStats:
     summary = attempt_summaries(session, [endpoint_id], window)[endpoint_id]
     return WindowStats(
@@ -169,6 +199,7 @@ def window_stats(session: Session, endpoint_id: str, window: Window) -> WindowSt
         succeeded_attempts=summary.succeeded,
         success_rate=summary.success_rate,
         latency_ms=summary.latency_ms,
+        pings=_ping_stats(session, endpoint_id, window),
     )
 
 

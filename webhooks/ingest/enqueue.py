@@ -52,7 +52,7 @@ from webhooks.core.config import get_settings
 from webhooks.core.db import (
     autocommit_engine,
     get_engine,
-    is_unreachable,
+    library_error,
     retry_on_disconnect,
     session_scope,
 )
@@ -424,12 +424,14 @@ def _lookup(session: Session, request: _Request) -> _Targets:
 
 @contextmanager
 def _database_errors() -> Iterator[None]:
-    """Say :class:`DatabaseUnavailable` when the server could not be reached."""
+    """Say :class:`DatabaseUnavailable` when the server could not be reached, and
+    :class:`SchemaMissing` when it has no schema yet."""
     try:
         yield
     except DBAPIError as exc:
-        if is_unreachable(exc):
-            raise DatabaseUnavailable(f"database unreachable: {exc.orig}") from exc
+        error = library_error(exc)
+        if error is not None:
+            raise error from exc
         raise
 
 

@@ -11,8 +11,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from webhooks.core.errors import WebhooksError
@@ -63,53 +65,77 @@ def call(base: str, token: str, method: str, path: str, body: Any = None) -> Any
         raise DemoFailed(f"{method} {path} answered {exc.code}: {exc.read().decode()}") from exc
 
 
-def run_demo(base: str, token: str, timeout: float = 30) -> dict[str, Any]:
-    """Subscribe a local receiver, send one event, and return its succeeded delivery."""
+#: The one tenant every ``webhooks dev --demo`` uses (made on the first run, reused after).
+DEMO_TENANT = "demo"
+
+_DEMO_DESCRIPTION = "webhooks dev --demo receiver"
+
+
+def _demo_endpoint(base: str, token: str, url: str) -> dict[str, Any]:
+    """The demo tenant's endpoint, pointed at this run's receiver (made once, then moved)."""
+    tenant = f"/v1/tenants/{DEMO_TENANT}"
+    try:
+        call(base, token, "GET", tenant)
+    except DemoFailed:
+        call(base, token, "POST", "/v1/tenants", {"uid": DEMO_TENANT, "name": "Demo"})
+    listed = call(base, token, "GET", f"{tenant}/endpoints")["data"]
+    mine = [endpoint for endpoint in listed if endpoint["description"] == _DEMO_DESCRIPTION]
+    if mine:
+        found: dict[str, Any] = call(
+            base, token, "PATCH", f"{tenant}/endpoints/{mine[0]['id']}", {"url": url}
+        )
+        return found
+    created: dict[str, Any] = call(
+        base, token, "POST", f"{tenant}/endpoints", {"url": url, "description": _DEMO_DESCRIPTION}
+    )
+    return created
+
+
+def run_demo(
+    base: str, token: str, timeout: float = 30, stopped: Callable[[], bool] = lambda: False
+) -> dict[str, Any] | None:
+    """Subscribe a local receiver, send one event, and return its succeeded delivery.
+
+    ``stopped`` (whether the dev stack was asked to stop) cuts the wait short: None then,
+    since stopping is what was asked for, not a failure.
+    """
     received = Received()
     receiver = start_receiver(received)
     host, port = receiver.server_address[:2]
-    tenant = f"demo-{int(time.time())}"
-    call(base, token, "POST", "/v1/tenants", {"uid": tenant, "name": "Demo"})
-    endpoint = call(
-        base,
-        token,
-        "POST",
-        f"/v1/tenants/{tenant}/endpoints",
-        {
-            "url": f"http://{host!s}:{port}/webhooks",
-            "description": "webhooks dev --demo receiver",
-        },
-    )
-    event = call(
-        base,
-        token,
-        "POST",
-        f"/v1/tenants/{tenant}/events",
-        {
-            "type": "demo.hello",
-            "data": {"message": "hello from webhooks dev --demo"},
-        },
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = call(base, token, "GET", f"/v1/tenants/{tenant}/events/{event['id']}")
-        deliveries = found.get("deliveries", [])
-        if deliveries and deliveries[0]["status"] == "succeeded":
-            receiver.shutdown()
-            delivery = deliveries[0]
-            history = f"/v1/tenants/{tenant}/deliveries/{delivery['id']}/attempts"
-            return {
-                "endpoint": endpoint,
-                "delivery": delivery,
-                "attempt": call(base, token, "GET", history)["data"][0],
-                "received": received.requests[-1],
-            }
-        time.sleep(0.2)
-    receiver.shutdown()
+    try:
+        endpoint = _demo_endpoint(base, token, f"http://{host!s}:{port}/webhooks")
+        tenant = f"/v1/tenants/{DEMO_TENANT}"
+        event = call(
+            base,
+            token,
+            "POST",
+            f"{tenant}/events",
+            {"type": "demo.hello", "data": {"message": "hello from webhooks dev --demo"}},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not stopped():
+            found = call(base, token, "GET", f"{tenant}/events/{event['id']}")
+            deliveries = found.get("deliveries", [])
+            if deliveries and deliveries[0]["status"] == "succeeded":
+                delivery = deliveries[0]
+                history = f"{tenant}/deliveries/{delivery['id']}/attempts"
+                return {
+                    "base": base,
+                    "endpoint": endpoint,
+                    "delivery": delivery,
+                    "attempt": call(base, token, "GET", history)["data"][0],
+                    "received": received.requests[-1],
+                }
+            time.sleep(0.2)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    if stopped():
+        return None
     raise DemoFailed(f"event {event['id']} was not delivered within {timeout:.0f}s")
 
 
-def describe(result: dict[str, Any]) -> str:
+def describe(result: dict[str, Any], token_file: Path) -> str:
     """The demo's outcome for a person: the delivery's attempt, as the history API shows it."""
     _, body = result["received"]
     delivery, attempt = result["delivery"], result["attempt"]
@@ -124,5 +150,29 @@ def describe(result: dict[str, Any]) -> str:
         *(f"  {name}: {value}" for name, value in attempt["request"]["headers"].items()),
         "  body: " + body.decode(),
         "",
+        *verification_hint(result, token_file),
+        "",
     ]
     return "\n".join(lines)
+
+
+def verification_hint(result: dict[str, Any], token_file: Path) -> list[str]:
+    """How to check the shown signature oneself: fetch the secret, verify the received call.
+
+    The history redacts the signature; the receiver got it whole, and so can a reader.
+    """
+    headers, body = result["received"]
+    endpoint = result["endpoint"]
+    wanted = ("webhook-id", "webhook-timestamp", "webhook-signature")
+    sent = {name.lower(): value for name, value in headers.items() if name.lower() in wanted}
+    secret_path = f"/v1/tenants/{DEMO_TENANT}/endpoints/{endpoint['id']}/secret"
+    return [
+        "verify it yourself: the receiver got these headers (the history redacts the signature)",
+        *(f"  {name}: {value}" for name, value in sent.items()),
+        "  the endpoint's secret:",
+        f'    curl -s -H "Authorization: Bearer $(cat {token_file})" {result["base"]}{secret_path}',
+        "  then, in Python (pip install standardwebhooks), within 5 minutes (the package",
+        "  refuses older timestamps):",
+        "    from standardwebhooks.webhooks import Webhook",
+        f"    Webhook('<secret>').verify({body.decode()!r}, {sent!r})",
+    ]

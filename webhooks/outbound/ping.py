@@ -56,6 +56,14 @@ def record_ping(
     )
 
 
+def ping_endpoint(
+    session: Session, endpoint: Endpoint, transport: Transport, *, at: datetime
+) -> Attempt:
+    """Send a PING now and keep it in the run history, whatever the receiver answered."""
+    request, outcome = send_ping(endpoint, transport, at=at)
+    return record_ping(session, endpoint, request, outcome, at=at)
+
+
 def describe(outcome: Outcome) -> str:
     """What came back, for a person: ``answered 500``, ``failed: timeout``..."""
     if outcome.error is not None:

@@ -149,6 +149,8 @@ def _check_scheme(scheme: str, policy: TargetPolicy) -> None:
         return
     if policy.allow_http:
         raise _refuse("URL must use https:// or http://")
+    if scheme == "http":
+        raise _refuse(f"URL must use https:// ({ALLOW_HTTP_HINT})")
     raise _refuse("URL must use https://")
 
 
@@ -289,10 +291,27 @@ def check_addresses(host: str, addresses: list[IPAddress], policy: TargetPolicy)
         reason = refusal_reason(ip, policy)
         if reason is None:
             continue
-        if _literal_ip(host) == ip:
-            raise _refuse(f"URL host {host} is {reason}")
+        literal = _literal_ip(host) == ip
+        hint = "" if "metadata service" in reason else f" ({allow_network_hint(ip, literal)})"
+        if literal:
+            raise _refuse(f"URL host {host} is {reason}{hint}")
         # The class, not the address: the address would map the operator's DNS for anyone.
-        raise _refuse(f"URL host {host} resolves to {reason}")
+        raise _refuse(f"URL host {host} resolves to {reason}{hint}")
+
+
+#: What the refusal of a plain ``http://`` URL adds: the setting that decides it.
+ALLOW_HTTP_HINT = "WEBHOOKS_ALLOW_HTTP=1 allows http://"
+
+
+def allow_network_hint(ip: IPAddress, literal: bool) -> str:
+    """The setting that would allow ``ip``: refusing it is the operator's choice, so say so.
+
+    Not offered for the cloud metadata service, which no receiver should ever be. The
+    network is named only for an address the caller wrote in the URL itself.
+    """
+    if literal:
+        return f"WEBHOOKS_ALLOWED_PRIVATE_NETWORKS={ipaddress.ip_network(ip)} would allow it"
+    return "its network in WEBHOOKS_ALLOWED_PRIVATE_NETWORKS would allow it"
 
 
 def resolve(host: str, port: int, policy: TargetPolicy) -> list[IPAddress]:
