@@ -35,7 +35,6 @@ from werkzeug import Request, Response
 from api import create_app
 from tests.api_client import Caller
 from tests.e2e.test_delivery_e2e import attempts, wait_for_status
-from tests.e2e.test_delivery_e2e import broker_url as broker_url  # fixture: own Redis db
 from tests.processes import Worker
 from tests.services import free_port, wait_until
 from tests.tls_receivers import MutualTLSReceiver, client_certificate, write_ca
