@@ -19,7 +19,7 @@ from tests.services import wait_until
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Every queue, as a plain ``celery -A workers worker`` consumes them.
-QUEUES = "deliveries,retries,dead_letter"
+QUEUES = "deliveries,retries,dead_letter,sweep"
 
 
 class Process:

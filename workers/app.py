@@ -29,6 +29,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 SWEEP_INTERVAL = get_settings().sweep_interval_seconds
 """Seconds between sweeps (:mod:`webhooks.sweeper`): the lateness of long retries at most."""
 
+SWEEP_EXPIRES = 60.0
+"""Seconds a sweep may wait for a worker. It has a queue of its own, so it waits only for a
+free slot, never behind deliveries or retries; one still queued a minute later had no worker
+to run it, and the sweeps beat sent since cover it (without the expiry a worker coming back
+after hours would first run every one of them)."""
+
 PURGE_INTERVAL = 3600.0
 """Seconds between retention purges (:mod:`webhooks.retention`)."""
 
@@ -50,8 +56,7 @@ app.conf.update(
         "sweep": {
             "task": SWEEP_TASK,
             "schedule": SWEEP_INTERVAL,
-            # A sweep not run by the time the next is sent is not worth running.
-            "options": {"expires": SWEEP_INTERVAL},
+            "options": {"expires": max(SWEEP_EXPIRES, SWEEP_INTERVAL)},
         },
         # History retention (webhooks.retention): hourly, in small batches.
         "purge": {
