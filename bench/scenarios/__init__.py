@@ -32,6 +32,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     ),
     "rss": ("bench.scenarios.rss", "worker RSS growth over a long run"),
     "history": ("bench.scenarios.history", "history pages p95 on 1M attempts; purge vs inserts"),
+    "sweep": (
+        "bench.scenarios.sweep",
+        "sweeper cost and republished messages on a 50,000-message honest backlog",
+    ),
 }
 
 

@@ -48,7 +48,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, text
+from sqlalchemy import ColumnElement, and_, or_, select, text
 from sqlalchemy.orm import Session
 
 from webhooks.broker import inspection
@@ -130,14 +130,12 @@ def _not_held(
     queue: ColumnElement[bool], held: int, *, now: datetime, stamped_before: datetime
 ) -> ColumnElement[bool]:
     """Due, unclaimed, stamped deliveries of one queue, except the ``held`` stamped last."""
+    unclaimed = (queue, Delivery.locked_until < stamped_before)
+    if held == 0:  # the queue is empty (flushed, restarted, or drained): every one of them
+        return and_(*unclaimed)
     stamped = (
         select(Delivery.id)
-        .where(
-            Delivery.status.in_(OPEN_STATUSES),
-            Delivery.next_attempt_at <= now,
-            Delivery.locked_until < stamped_before,
-            queue,
-        )
+        .where(Delivery.status.in_(OPEN_STATUSES), Delivery.next_attempt_at <= now, *unclaimed)
         .order_by(Delivery.locked_until.desc(), Delivery.id.desc())
         .offset(held)
     )
