@@ -47,6 +47,14 @@ app.conf.update(
     # Each worker reserves little beyond what it runs, so a busy worker does not sit on
     # messages an idle one could take.
     worker_prefetch_multiplier=1,
+    # After a reconnect (a broker restart) Celery would lower the prefetch by the tasks still
+    # running and raise it again step by step as tasks finish. On a gevent worker that step
+    # fails (``basic.qos`` sent from a task's greenlet while the consumer reads the socket:
+    # seen in the RabbitMQ restart test's log), so a worker that had most of its greenlets
+    # busy at the reconnect would stay at a fraction of its prefetch. Prefetching fully at
+    # once takes at most one pool's worth of messages more for a moment; the claim makes a
+    # copy of a running task harmless.
+    worker_enable_prefetch_count_reduction=False,
     # Task events, for Flower (received, started, succeeded, failed...). Not the "sent"
     # event: it doubled the Redis writes of every publish, and only in the processes that
     # imported this module (a producer or the API never did), so Flower never had it for

@@ -34,7 +34,7 @@ from webhooks.models import Tenant
 
 pytestmark = pytest.mark.e2e
 
-BURST = 300
+BURST = 200
 
 
 @pytest.fixture(scope="module")
