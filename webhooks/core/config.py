@@ -41,7 +41,7 @@ class Settings:
     #: same window for deliveries when the broker cannot be asked what it holds (otherwise
     #: the sweeper republishes what the broker lost on its next sweep).
     republish_after_seconds: int = 180
-    #: Seconds between beat's sweeps: how late, at most, a long retry goes out.
+    #: Seconds between beat's sweeps: how late, at most, a long retry or a lost message goes out.
     sweep_interval_seconds: float = 5.0
     #: Egress proxy for deliveries (a static source address); from ``HTTPS_PROXY``.
     https_proxy: str | None = None

@@ -41,7 +41,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from webhooks.broker.inspection import queue_depths
-from webhooks.broker.publishing import DEAD_LETTER_QUEUE, DELIVERIES_QUEUE, RETRIES_QUEUE
+from webhooks.broker.publishing import (
+    DEAD_LETTER_QUEUE,
+    DELIVERIES_QUEUE,
+    RETRIES_QUEUE,
+    SWEEP_QUEUE,
+)
 from webhooks.core import clock
 from webhooks.core.db import get_engine
 from webhooks.models import OPEN_STATUSES, Delivery
@@ -53,7 +58,7 @@ if TYPE_CHECKING:  # the producer side imports this module: keep requests out of
 log = logging.getLogger("webhooks.metrics")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-QUEUES = (DELIVERIES_QUEUE, RETRIES_QUEUE, DEAD_LETTER_QUEUE)
+QUEUES = (DELIVERIES_QUEUE, RETRIES_QUEUE, DEAD_LETTER_QUEUE, SWEEP_QUEUE)
 
 EVENTS_INGESTED = Counter(
     "webhooks_events_ingested", "Events accepted (stored with their deliveries)"
