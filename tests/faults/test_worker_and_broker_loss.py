@@ -146,17 +146,24 @@ def test_redis_restarted_without_persistence_mid_burst(
         restartable_redis.stop()  # every message gone; producers, worker and beat see errors
         since_stop = stopwatch()
         flying = in_flight()
-        event_ids = burst.join()  # stored all the same: a failed publish is the sweeper's
-        left = open_deliveries(event_ids, RESTARTED)
+        enqueued_at_stop = len(burst.event_ids)
+        wait_until(
+            lambda: len(burst.event_ids) >= enqueued_at_stop + 10,
+            60,
+            "events enqueued while Redis is down (stored; their publish failed)",
+        )
         restartable_redis.start()  # empty: no persistence
         back_after = since_stop()
+        since_back = stopwatch()
+        event_ids = burst.join()
+        left = open_deliveries(event_ids, RESTARTED)
         outcome = recovered(
             "Redis restarted without persistence mid-burst",
             receiver,
             event_ids,
             open_at_fault=left,
             flying=flying,
-            since_back=stopwatch(),
+            since_back=since_back,
         )
         worker.check_alive()
         beat.check_alive()
