@@ -19,7 +19,7 @@ from tests.services import wait_until
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Every queue, as a plain ``celery -A workers worker`` consumes them.
-QUEUES = "deliveries,retries,dead_letter"
+QUEUES = "deliveries,retries,dead_letter,sweep"
 
 
 class Process:
@@ -82,11 +82,7 @@ class Process:
 
 
 class Worker(Process):
-    """``celery -A workers worker -P gevent`` on every queue.
-
-    ``module`` is what runs as ``python -m``: ``celery`` itself, or a wrapper that adjusts
-    something first and then hands over to Celery (the fault tests' short windows).
-    """
+    """``celery -A workers worker -P gevent`` on every queue."""
 
     def __init__(
         self,
@@ -94,10 +90,9 @@ class Worker(Process):
         log: Path,
         *,
         concurrency: int = 20,
-        module: str = "celery",
         wait: bool = True,
     ) -> None:
-        args = [sys.executable, "-m", module, "-A", "workers", "worker", "-P", "gevent",
+        args = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-P", "gevent",
                 "-c", str(concurrency), "--without-mingle", "--without-gossip",
                 "--without-heartbeat", "-Q", QUEUES, "--loglevel", "INFO"]  # fmt: skip
         super().__init__(args, env, log)

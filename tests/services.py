@@ -129,7 +129,7 @@ class ThrowawayPostgres:
 
 
 class ThrowawayRedis:
-    """A non-persistent redis-server on a free port."""
+    """A non-persistent redis-server on a free port, that can be restarted (empty) on it."""
 
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
@@ -138,27 +138,105 @@ class ThrowawayRedis:
                 "Redis is not reachable and redis-server was not found: install Redis "
                 "(apt-get install redis-server) or set WEBHOOKS_TEST_REDIS_URL"
             )
+        self.binary = binary
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
         self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
-        )
+        )  # fmt: skip
         wait_until(lambda: redis_answers(self.url), 10, "throwaway redis-server")
 
-    def destroy(self) -> None:
+    def stop(self) -> None:
+        """Stop the server: everything it held is gone, as after a crash without persistence."""
         self.process.terminate()
         self.process.wait(10)
+
+    def destroy(self) -> None:
+        self.stop()
+
+
+class ThrowawayRabbitMQ:
+    """A RabbitMQ node of its own (name, ports, data and cookie in a temporary directory).
+
+    Its first start takes 7 to 8 s on the 2-core development VM, a restart 3.4 to 4.3 s; it
+    runs next to the node the suite shares (which it never touches) and keeps its durable
+    queues across :meth:`stop` and :meth:`start`.
+    """
+
+    def __init__(self) -> None:
+        server = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+        if not server.exists():
+            raise ServiceUnavailable(
+                "rabbitmq-server was not found: install RabbitMQ (apt-get install "
+                "rabbitmq-server) to run the RabbitMQ restart test"
+            )
+        self.bindir = server.parent
+        self.dir = Path(tempfile.mkdtemp(prefix="webhooks-rabbitmq-"))
+        (self.dir / "enabled_plugins").write_text("[].\n")
+        self.port = free_port()
+        self.node = f"webhooks-{self.port}@localhost"
+        self.env = {
+            **os.environ,
+            "HOME": str(self.dir),  # its own Erlang cookie
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq"),
+        }
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        self.start()
+
+    def start(self, timeout: float = 90) -> float:
+        """Start the node and wait until it accepts AMQP connections; returns the seconds."""
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [str(self.bindir / "rabbitmq-server")],
+            env=self.env,
+            stdout=(self.dir / "server.log").open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(self._answers, timeout, "the throwaway RabbitMQ node to accept connections")
+        self._ctl("await_startup", "--timeout", str(int(timeout)))
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        """Stop the node (``rabbitmqctl stop``): connections drop, durable messages stay."""
+        self._ctl("stop")
+        self.process.wait(30)
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            if self.process.poll() is None:
+                self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [str(self.bindir / "rabbitmqctl"), "-n", self.node, *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            log = (self.dir / "server.log").read_text(errors="replace")[-2000:]
+            raise ServiceUnavailable(f"the throwaway RabbitMQ node exited:\n{log}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 1).close()
+        except OSError:
+            return False
+        return True
 
 
 def postgres_server() -> tuple[str, Callable[[], None]]:

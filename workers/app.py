@@ -29,6 +29,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 SWEEP_INTERVAL = get_settings().sweep_interval_seconds
 """Seconds between sweeps (:mod:`webhooks.sweeper`): the lateness of long retries at most."""
 
+SWEEP_EXPIRES = 60.0
+"""Seconds a sweep may wait for a worker. It has a queue of its own, so it waits only for a
+free slot, never behind deliveries or retries; one still queued a minute later had no worker
+to run it, and the sweeps beat sent since cover it (without the expiry a worker coming back
+after hours would first run every one of them)."""
+
 PURGE_INTERVAL = 3600.0
 """Seconds between retention purges (:mod:`webhooks.retention`)."""
 
@@ -41,6 +47,14 @@ app.conf.update(
     # Each worker reserves little beyond what it runs, so a busy worker does not sit on
     # messages an idle one could take.
     worker_prefetch_multiplier=1,
+    # After a reconnect (a broker restart) Celery would lower the prefetch by the tasks still
+    # running and raise it again step by step as tasks finish. On a gevent worker that step
+    # fails (``basic.qos`` sent from a task's greenlet while the consumer reads the socket:
+    # seen in the RabbitMQ restart test's log), so a worker that had most of its greenlets
+    # busy at the reconnect would stay at a fraction of its prefetch. Prefetching fully at
+    # once takes at most one pool's worth of messages more for a moment; the claim makes a
+    # copy of a running task harmless.
+    worker_enable_prefetch_count_reduction=False,
     # Task events, for Flower (received, started, succeeded, failed...). Not the "sent"
     # event: it doubled the Redis writes of every publish, and only in the processes that
     # imported this module (a producer or the API never did), so Flower never had it for
@@ -50,8 +64,7 @@ app.conf.update(
         "sweep": {
             "task": SWEEP_TASK,
             "schedule": SWEEP_INTERVAL,
-            # A sweep not run by the time the next is sent is not worth running.
-            "options": {"expires": SWEEP_INTERVAL},
+            "options": {"expires": max(SWEEP_EXPIRES, SWEEP_INTERVAL)},
         },
         # History retention (webhooks.retention): hourly, in small batches.
         "purge": {

@@ -41,6 +41,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         "bench.scenarios.signing",
         "ed25519 vs HMAC: sign time per delivery, and end-to-end deliveries/s",
     ),
+    "sweep": (
+        "bench.scenarios.sweep",
+        "sweeper cost and republished messages on a 50,000-message honest backlog",
+    ),
 }
 
 

@@ -8,7 +8,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +233,6 @@ def test_sweeper_recovers_a_delivery_the_broker_lost(
             assert len(queued(void, "deliveries")) == 1
         flush(void)
     assert delivery(event_id).status == "pending"
-    assert sweep() == 0  # published moments ago: the sweeper gives the message time
-    assert sweep(republish_after=timedelta(0)) == 1
+    assert sweep() == 1  # the worker's broker holds no message for it
     wait_for_status(event_id, "succeeded")
     assert len(got.verified()) == 1

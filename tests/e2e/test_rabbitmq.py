@@ -31,10 +31,11 @@ from tests.e2e.test_delivery_e2e import SECRET, Received, attempts, wait_for_sta
 from tests.processes import Worker
 from webhooks import enqueue_event
 from webhooks.admin.tenants import create_tenant
+from webhooks.broker import inspection
 from webhooks.broker.publishing import DEAD_LETTER_QUEUE, DELIVERIES_QUEUE, RETRIES_QUEUE
 from webhooks.core.db import new_session
 from webhooks.models import Delivery, Endpoint
-from webhooks.ops import metrics, readiness
+from webhooks.ops import readiness
 
 pytestmark = pytest.mark.e2e
 
@@ -147,7 +148,7 @@ def test_deliveries_and_a_retry_over_amqp(
         assert flaky.header("Webhook-Id") == [second, second]
 
         assert readiness.check_all()["broker"] == "ok"
-        assert dict(metrics._queue_depths(QUEUES)) == dict.fromkeys(QUEUES, 0.0)
+        assert inspection.queue_depths(QUEUES) == dict.fromkeys(QUEUES, 0)
     with new_session() as db:
         statuses = set(db.scalars(select(Delivery.status)))
     assert statuses == {"succeeded"}

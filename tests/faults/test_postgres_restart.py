@@ -15,14 +15,14 @@ import requests
 
 from tests.e2e.broker import environment
 from tests.faults.harness import (
-    SLOW,
+    ENDPOINTS,
     Burst,
     Process,
     Receiver,
-    add_endpoint,
     all_succeeded,
-    answer,
+    enqueue_spread,
     report,
+    spread_endpoints,
     start_api,
     start_beat,
     start_worker,
@@ -30,7 +30,7 @@ from tests.faults.harness import (
     stopwatch,
 )
 from tests.services import ThrowawayPostgres, wait_until
-from webhooks import WebhooksError, enqueue_event
+from webhooks import WebhooksError
 from webhooks.admin.tenants import create_tenant
 from webhooks.admin.tokens import create_token
 from webhooks.core.db import engine_for, new_session
@@ -54,14 +54,10 @@ def postgres() -> Iterator[ThrowawayPostgres]:
         server.destroy()
 
 
-def enqueue(number: int) -> str:
-    return enqueue_event("order.created", {"number": number}, tenant="acme")
-
-
 def post_event(api: Process, token: str, number: int) -> requests.Response:
     return requests.post(
         f"{api.url}/v1/tenants/acme/events",
-        json={"type": "order.created", "data": {"number": number, "via": "api"}},
+        json={"type": f"order.{number % ENDPOINTS}", "data": {"number": number, "via": "api"}},
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )
@@ -84,24 +80,28 @@ def test_postgres_restart_mid_burst(
             tenant = create_tenant(session, "acme")
             _, token = create_token(session, tenant=None)
             session.commit()
-            add_endpoint(session, tenant, receiver.on("/orders", answer(delay=SLOW)))
+            spread_endpoints(session, tenant, receiver)
         beat = start_beat(env, tmp_path)
         worker = start_worker(env, tmp_path / "worker.log")
         api = start_api(env, tmp_path / "api.log", workers=1, threads=4)
         try:
-            event_ids = Burst(enqueue, BEFORE).join()
+            event_ids = Burst(enqueue_spread, BEFORE).join()
             wait_until(lambda: receiver.count() >= 30, 60, "the first sends")
 
             postgres.stop("fast")  # every connection closed, the server gone
             down = stopwatch()
-            # The worker meets the outage mid-attempt (its next claim or record fails).
+            # The worker meets the outage mid-attempt: its next claim or record fails, and the
+            # task is retried (OperationalError) or says the database is unreachable.
             wait_until(
-                lambda: "unreachable" in worker.log.read_text(errors="replace"),
+                lambda: any(
+                    marker in worker.log.read_text(errors="replace")
+                    for marker in ("unreachable", "OperationalError")
+                ),
                 30,
                 "the worker to meet the outage",
             )
             with pytest.raises(DatabaseUnavailable) as raised:
-                enqueue(-1)
+                enqueue_spread(-1)
             assert isinstance(raised.value, WebhooksError)
             raised_in = down()
             assert raised_in < 10
@@ -113,7 +113,7 @@ def test_postgres_restart_mid_burst(
             postgres.start()
             up = stopwatch()
             # The producer's first call after the restart succeeds: one reconnect, no error.
-            event_ids += Burst(enqueue, AFTER).join()
+            event_ids += Burst(enqueue_spread, AFTER).join()
             first_api = post_event(api, token, 0)
             api_ids = [first_api.json()["id"]] if first_api.status_code == 202 else []
 

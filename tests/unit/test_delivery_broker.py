@@ -12,10 +12,23 @@ from webhooks.delivery.dead_letter import load_handler
 
 def test_queues_and_routes() -> None:
     config = celery_config("redis://127.0.0.1:6379/0")
-    assert set(config["task_queues"]) == {"deliveries", "retries", "dead_letter"}
+    assert set(config["task_queues"]) == {"deliveries", "retries", "dead_letter", "sweep"}
     assert config["task_routes"]["webhooks.deliver"] == {"queue": "deliveries"}
     assert config["task_routes"]["webhooks.dead_letter"] == {"queue": "dead_letter"}
     assert config["task_serializer"] == "json" and config["accept_content"] == ["json"]
+
+
+def test_the_sweep_waits_behind_no_delivery_and_outlives_a_busy_minute() -> None:
+    """A retry storm fills ``retries``; the sweep, on a queue of its own, still runs."""
+    from workers.app import SWEEP_EXPIRES, SWEEP_INTERVAL, app
+
+    assert celery_config("redis://127.0.0.1:6379/0")["task_routes"]["webhooks.sweep"] == {
+        "queue": "sweep"
+    }
+    sweep = app.conf.beat_schedule["sweep"]
+    assert sweep["options"]["expires"] == max(SWEEP_EXPIRES, SWEEP_INTERVAL)
+    assert SWEEP_EXPIRES >= 60  # a minute of a busy worker: not one sweep interval
+    assert "queue" not in sweep["options"]  # routed by the task's name, as the producer does
 
 
 def test_redis_visibility_timeout_outlasts_every_countdown() -> None:

@@ -33,9 +33,12 @@ log = logging.getLogger("webhooks.broker")
 DELIVERIES_QUEUE = "deliveries"
 """First attempts (and deliveries released or found lost by the sweeper before any attempt)."""
 RETRIES_QUEUE = "retries"
-"""Retries and the sweep: a separate queue, so retries never queue ahead of first attempts."""
+"""Retries: a separate queue, so retries never queue ahead of first attempts."""
 DEAD_LETTER_QUEUE = "dead_letter"
 """Deliveries that failed for good, one message each."""
+SWEEP_QUEUE = "sweep"
+"""Beat's sweeps alone: a backlog of deliveries or retries never holds one up, so the sweeper
+still runs (and republishes what the broker lost) exactly when they pile up."""
 
 DELIVER_TASK = "webhooks.deliver"
 DEAD_LETTER_TASK = "webhooks.dead_letter"
@@ -85,12 +88,14 @@ def celery_config(broker_url: str) -> dict[str, Any]:
         "accept_content": ["json"],
         "task_ignore_result": True,
         "task_default_queue": DELIVERIES_QUEUE,
-        # Declared, so that a worker started without -Q consumes all three.
-        "task_queues": {DELIVERIES_QUEUE: {}, RETRIES_QUEUE: {}, DEAD_LETTER_QUEUE: {}},
+        # Declared, so that a worker started without -Q consumes all of them.
+        "task_queues": {
+            queue: {} for queue in (DELIVERIES_QUEUE, RETRIES_QUEUE, DEAD_LETTER_QUEUE, SWEEP_QUEUE)
+        },
         "task_routes": {
             DELIVER_TASK: {"queue": DELIVERIES_QUEUE},
             DEAD_LETTER_TASK: {"queue": DEAD_LETTER_QUEUE},
-            SWEEP_TASK: {"queue": RETRIES_QUEUE},
+            SWEEP_TASK: {"queue": SWEEP_QUEUE},
         },
         "task_publish_retry_policy": _PUBLISH_RETRY,
         "broker_connection_retry_on_startup": True,

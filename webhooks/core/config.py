@@ -38,11 +38,11 @@ class Settings:
     log_format: str = "text"
     endpoint_concurrency: int = 10
     disable_after_days: int = 5
-    #: How long a published delivery may stay unclaimed before the sweeper publishes it again
-    #: (the bound on how late a message the broker lost goes out). Below the 60 s countdowns
-    #: it publishes retries that are merely waiting; the claim makes those harmless.
+    #: How old a dead letter's stamp may get before the sweeper publishes it again; and the
+    #: same window for deliveries when the broker cannot be asked what it holds (otherwise
+    #: the sweeper republishes what the broker lost on its next sweep).
     republish_after_seconds: int = 180
-    #: Seconds between beat's sweeps: how late, at most, a long retry goes out.
+    #: Seconds between beat's sweeps: how late, at most, a long retry or a lost message goes out.
     sweep_interval_seconds: float = 5.0
     #: Egress proxy for deliveries (a static source address); from ``HTTPS_PROXY``.
     https_proxy: str | None = None

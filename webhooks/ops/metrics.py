@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -40,11 +40,17 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from webhooks.broker.publishing import DEAD_LETTER_QUEUE, DELIVERIES_QUEUE, RETRIES_QUEUE
+from webhooks.broker.inspection import queue_depths
+from webhooks.broker.publishing import (
+    DEAD_LETTER_QUEUE,
+    DELIVERIES_QUEUE,
+    RETRIES_QUEUE,
+    SWEEP_QUEUE,
+)
 from webhooks.core import clock
 from webhooks.core.db import get_engine
 from webhooks.models import OPEN_STATUSES, Delivery
-from webhooks.ops.readiness import BUDGET, CheckFailed, bounded, broker_connection
+from webhooks.ops.readiness import BUDGET, CheckFailed, bounded
 
 if TYPE_CHECKING:  # the producer side imports this module: keep requests out of it
     from webhooks.outbound.outcome import Outcome
@@ -52,7 +58,7 @@ if TYPE_CHECKING:  # the producer side imports this module: keep requests out of
 log = logging.getLogger("webhooks.metrics")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-QUEUES = (DELIVERIES_QUEUE, RETRIES_QUEUE, DEAD_LETTER_QUEUE)
+QUEUES = (DELIVERIES_QUEUE, RETRIES_QUEUE, DEAD_LETTER_QUEUE, SWEEP_QUEUE)
 
 EVENTS_INGESTED = Counter(
     "webhooks_events_ingested", "Events accepted (stored with their deliveries)"
@@ -157,7 +163,7 @@ class BacklogCollector(Collector):
 
         broker_up = GaugeMetricFamily("webhooks_broker_up", "Whether the broker answered")
         try:
-            depths = bounded(lambda: dict(_queue_depths(QUEUES)))
+            depths = bounded(lambda: queue_depths(QUEUES, BUDGET))
         except CheckFailed as exc:
             log.warning("metrics: broker did not answer: %s", exc)
             broker_up.add_metric([], 0)
@@ -185,29 +191,6 @@ def _delivery_counts(now: datetime) -> tuple[int, int]:
             ).where(open_filter)
         ).one()
     return int(row[0]), int(row[1])
-
-
-def _queue_depths(queues: Iterable[str]) -> Iterator[tuple[str, float]]:
-    """Each queue's ready messages, by a passive declare, which every kombu transport has.
-
-    Redis sums the queue's priority lists; RabbitMQ reports its own count; the embedded
-    SQLite broker counts its rows. A queue that does not exist yet (Redis deletes an empty
-    list; RabbitMQ before the first worker declared it) has 0 messages.
-    """
-    with broker_connection(BUDGET) as connection:
-        connection.ensure_connection(max_retries=0, timeout=BUDGET)
-        for queue in queues:
-            channel = connection.channel()
-            try:
-                declared = channel.queue_declare(queue=queue, passive=True)
-                yield queue, float(declared.message_count)
-            except connection.channel_errors:
-                yield queue, 0.0
-            finally:
-                try:
-                    channel.close()
-                except connection.channel_errors + connection.connection_errors:
-                    pass  # the channel an AMQP 404 closed
 
 
 def exposition(include_backlog: bool = True) -> bytes:

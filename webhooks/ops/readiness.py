@@ -14,10 +14,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
-from kombu.connection import Connection
 from sqlalchemy import text
 
-from webhooks.broker.publishing import celery_app
+from webhooks.broker.inspection import broker_connection
 from webhooks.core.db import get_engine
 
 T = TypeVar("T")
@@ -48,20 +47,6 @@ def ping_database() -> None:
     """``SELECT 1`` on a pooled connection of the configured database."""
     with get_engine().connect() as connection:
         connection.execute(text("SELECT 1"))
-
-
-def broker_connection(budget: float = BUDGET) -> Connection:
-    """A new (not pooled) connection to the configured broker with short socket timeouts."""
-    app = celery_app()
-    options: dict[str, float] = {}
-    if str(app.conf.broker_url).startswith(("redis:", "rediss:")):
-        # Redis reads these from the transport options, not from connect_timeout (and the
-        # SQLAlchemy transport would hand unknown options to its engine, which refuses them).
-        options = {"socket_connect_timeout": budget, "socket_timeout": budget}
-    connection: Connection = app.connection_for_write(
-        connect_timeout=budget, transport_options=options
-    )
-    return connection
 
 
 def ping_broker() -> None:
