@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from webhooks import __version__
-from webhooks.history.recording import MAX_RESPONSE_BODY, record_attempt
+from webhooks.history.recording import record_attempt
 from webhooks.models import Endpoint
-from webhooks.outbound.outcome import Outcome
+from webhooks.outbound.outcome import MAX_BODY_BYTES, Outcome
 from webhooks.outbound.request import REDACTED, build_request, envelope
 
 AT = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
@@ -161,7 +161,7 @@ def test_history_redacts_signatures_and_api_key() -> None:
     assert (attempt.response_status, attempt.response_body, attempt.error) == (200, "ok", None)
 
 
-@pytest.mark.parametrize("size", [MAX_RESPONSE_BODY - 1, MAX_RESPONSE_BODY, MAX_RESPONSE_BODY * 3])
+@pytest.mark.parametrize("size", [MAX_BODY_BYTES - 1, MAX_BODY_BYTES, MAX_BODY_BYTES * 3])
 def test_history_keeps_the_first_64_kib_of_a_response(size: int) -> None:
     request = build_request(endpoint(), BODY, at=AT)
     attempt = record_attempt(
