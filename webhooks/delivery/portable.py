@@ -13,21 +13,22 @@ from typing import Any
 from sqlalchemy import bindparam, text
 
 from webhooks.core.db import session_scope
+from webhooks.core.dialects import SQLITE
 from webhooks.delivery import state
 from webhooks.delivery.job import load_sql, load_types
-from webhooks.delivery.state import SQLITE_CLOCK, Written
+from webhooks.delivery.state import Written
 from webhooks.history.recording import insert_attempt_sql
 from webhooks.models.base import UTCDateTime
 
-_CLAIM = text(state.claim_sql(SQLITE_CLOCK))
+_CLAIM = text(state.claim_sql(SQLITE))
 _LOAD = text(
     load_sql(
         "(SELECT :attempts AS attempts, :claims AS claims, :event_id AS event_id,"
         " :endpoint_id AS endpoint_id) AS claimed"
     )
 ).columns(**load_types())
-_RECORD = text(state.record_sql(SQLITE_CLOCK))
-_HEALTH = text(state.health_sql(SQLITE_CLOCK, held=":held"))
+_RECORD = text(state.record_sql(SQLITE))
+_HEALTH = text(state.health_sql(SQLITE, held=":held"))
 _ATTEMPT = text(insert_attempt_sql(stale=":stale")).bindparams(
     bindparam("started_at", type_=UTCDateTime())
 )

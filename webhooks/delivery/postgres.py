@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhooks.core.db import autocommit_engine, retry_on_disconnect
+from webhooks.core.dialects import POSTGRES
 from webhooks.core.prepared import PreparedStatement
 from webhooks.delivery import state
 from webhooks.delivery.job import load_sql
-from webhooks.delivery.state import POSTGRES_CLOCK, Written
+from webhooks.delivery.state import Written
 from webhooks.history.recording import insert_attempt_sql
 
 #: The claim and the load of what the attempt needs. Claims of one endpoint take turns on
@@ -24,7 +25,7 @@ from webhooks.history.recording import insert_attempt_sql
 #: before it committed: the in-flight cap holds exactly under any concurrency.
 _CLAIM = PreparedStatement(
     "webhooks_claim",
-    f"WITH claimed AS ({state.claim_sql(POSTGRES_CLOCK)}) {load_sql('claimed')}",
+    f"WITH claimed AS ({state.claim_sql(POSTGRES)}) {load_sql('claimed')}",
     (("id", "text"), ("cap", "integer"), ("lease_base", "double precision")),
     first=(
         "SELECT pg_advisory_xact_lock(1751474027, hashtext(endpoint_id)) "
@@ -38,8 +39,8 @@ _CLAIM = PreparedStatement(
 _RECORD = PreparedStatement(
     "webhooks_record",
     f"""
-    WITH held AS ({state.record_sql(POSTGRES_CLOCK)}),
-    health AS ({state.health_sql(POSTGRES_CLOCK, held="EXISTS (SELECT 1 FROM held)")}),
+    WITH held AS ({state.record_sql(POSTGRES)}),
+    health AS ({state.health_sql(POSTGRES, held="EXISTS (SELECT 1 FROM held)")}),
     attempt AS ({insert_attempt_sql(stale="NOT EXISTS (SELECT 1 FROM held)")})
     SELECT (SELECT status FROM held) AS status,
            (SELECT disabled_reason FROM health) AS disabled_reason

@@ -28,7 +28,7 @@ marked ``stale``, and changes nothing else. A redeliver during a live claim sets
 of writing the attempt's outcome, so the redeliver takes effect after the current attempt.
 
 Times that leases and due times are compared with come from the database's clock
-(:class:`Clock`), never from the application host's: hosts whose clocks disagree still agree
+(:class:`Dialect`), never from the application host's: hosts whose clocks disagree still agree
 on what is due and on who holds a claim.
 """
 
@@ -42,52 +42,24 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, select, text, update
+from sqlalchemy import ColumnElement, bindparam, literal_column, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from webhooks.broker.publishing import MAX_COUNTDOWN, DeliveryRef, publish_after_commit
 from webhooks.core import clock
 from webhooks.core.config import get_settings
+from webhooks.core.dialects import POSTGRES, Dialect, session_dialect
 from webhooks.delivery import retry
 from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Endpoint, Event
+from webhooks.models.base import UTCDateTime
 from webhooks.outbound.outcome import Outcome
 
 log = logging.getLogger("webhooks.delivery")
 
-# -- The database's clock ---------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Clock:
-    """SQL for "now" and "now plus a parameter's seconds" in one dialect.
-
-    On Postgres the statement's start (one value for every row of a statement); on SQLite
-    its ``'now'``, formatted as SQLAlchemy stores times there so that they compare as text.
-    """
-
-    now: str
-    _later: str
-
-    def later(self, seconds: str) -> str:
-        """The time ``seconds`` (an SQL expression) from now."""
-        return self._later.format(seconds=seconds)
-
-
-POSTGRES_CLOCK = Clock(
-    "statement_timestamp()", "(statement_timestamp() + make_interval(secs => {seconds}))"
-)
-SQLITE_CLOCK = Clock(
-    "strftime('%Y-%m-%d %H:%M:%f000', 'now')",
-    "strftime('%Y-%m-%d %H:%M:%f000', 'now', printf('%+.6f seconds', {seconds}))",
-)
-
-
-def clock_for(dialect: str) -> Clock:
-    return POSTGRES_CLOCK if dialect == "postgresql" else SQLITE_CLOCK
-
-
-def session_clock(session: Session) -> Clock:
-    return clock_for(session.get_bind().dialect.name)
+def db_now(session: Session) -> ColumnElement[datetime]:
+    """The database's "now" as a Core expression, for statements built with SQLAlchemy."""
+    return literal_column(session_dialect(session).now, type_=UTCDateTime())
 
 
 # -- The lease --------------------------------------------------------------------------------
@@ -240,12 +212,12 @@ _CLAIM = """
 """
 
 
-def claim_sql(clock: Clock) -> str:
+def claim_sql(db: Dialect) -> str:
     """The claim statement (``:id``, ``:cap``), returning attempts, claims, event and
     endpoint ids."""
     return _CLAIM.format(
-        lease_end=clock.later(":lease_base + e.timeout_seconds"),
-        claimable=_CLAIMABLE.format(now=clock.now),
+        lease_end=db.later(":lease_base + e.timeout_seconds"),
+        claimable=_CLAIMABLE.format(now=db.now),
     )
 
 
@@ -257,7 +229,7 @@ def claim_parameters(delivery_id: str) -> dict[str, Any]:
     }
 
 
-def record_sql(clock: Clock) -> str:
+def record_sql(db: Dialect) -> str:
     """The record's write of the delivery, fenced (``:delivery_id``, ``:claim``); returns
     the status written, no row for a stale claim.
 
@@ -268,18 +240,18 @@ def record_sql(clock: Clock) -> str:
     SET attempts = :attempt,
         last_status_code = :response_status,
         status = CASE WHEN redeliver_requested THEN 'pending' ELSE :status END,
-        next_attempt_at = CASE WHEN redeliver_requested THEN {clock.now}
+        next_attempt_at = CASE WHEN redeliver_requested THEN {db.now}
                                WHEN :due_in IS NULL THEN NULL
-                               ELSE {clock.later(":due_in")} END,
-        locked_until = CASE WHEN redeliver_requested OR :stamp THEN {clock.now} END,
+                               ELSE {db.later(":due_in")} END,
+        locked_until = CASE WHEN redeliver_requested OR :stamp THEN {db.now} END,
         redeliver_requested = false,
-        updated_at = {clock.now}
+        updated_at = {db.now}
     WHERE id = :delivery_id AND claims = :claim AND {_OPEN}
     RETURNING status
     """
 
 
-def health_sql(clock: Clock, *, held: str) -> str:
+def health_sql(db: Dialect, *, held: str) -> str:
     """The endpoint's health after an attempt, computed from its row as it is now (so
     concurrent attempts serialise on it): ``failing_since`` set on the first failure and
     cleared on a success; disabled on 410 Gone or after failing for ``:disable_after``
@@ -288,22 +260,22 @@ def health_sql(clock: Clock, *, held: str) -> str:
     Parameters: ``:endpoint_id``, ``:ok``, ``:response_status``, ``:gone_reason``,
     ``:days``, ``:disable_after``; returns the reason of a disable it made.
     """
-    failing_too_long = f"failing_since <= {clock.later('0 - :disable_after')}"
+    failing_too_long = f"failing_since <= {db.later('0 - :disable_after')}"
     disable = f"(NOT :ok AND enabled AND (:response_status = 410 OR {failing_too_long}))"
     since = (
         "to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-        if clock is POSTGRES_CLOCK
+        if db is POSTGRES
         else "strftime('%Y-%m-%dT%H:%M:%SZ', failing_since)"
     )
     return f"""
     UPDATE endpoints
-    SET failing_since = CASE WHEN :ok THEN NULL ELSE COALESCE(failing_since, {clock.now}) END,
+    SET failing_since = CASE WHEN :ok THEN NULL ELSE COALESCE(failing_since, {db.now}) END,
         enabled = CASE WHEN {disable} THEN false ELSE enabled END,
         disabled_reason = CASE
             WHEN NOT {disable} THEN disabled_reason
             WHEN :response_status = 410 THEN :gone_reason
             ELSE 'every attempt failed for ' || :days || ' days, since ' || {since} END,
-        updated_at = CASE WHEN {disable} THEN {clock.now} ELSE updated_at END
+        updated_at = CASE WHEN {disable} THEN {db.now} ELSE updated_at END
     WHERE id = :endpoint_id AND ({held})
       AND CASE WHEN :ok THEN failing_since IS NOT NULL
                ELSE failing_since IS NULL OR {disable} END
@@ -341,6 +313,33 @@ class Written:
     disabled_reason: str | None
 
 
+# -- New deliveries ---------------------------------------------------------------------------
+
+
+def new_deliveries_sql(db: Dialect, *, event: str) -> str:
+    """Insert one delivery of the event ``event`` (a relation with ``id`` and ``tenant_id``)
+    per row of ``targets (id, enabled)``; returns each one's id, endpoint and whether it is
+    due (its endpoint enabled).
+
+    A delivery to an enabled endpoint is due now and stamped as handed to the broker (its
+    message is published after the commit); one to a disabled endpoint is parked. Its id is
+    ``dlv_``, the event's ULID time and 64 random bits, so it is a ULID too. ``:now`` is the
+    creation time, the application's (as the ids' times are).
+    """
+    return f"""
+    INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, status, attempts, claims,
+                            redeliver_requested, next_attempt_at, locked_until,
+                            created_at, updated_at)
+    SELECT 'dlv_' || substr(new_event.id, 5, 10) || {db.random_hex},
+           new_event.tenant_id, new_event.id, targets.id, 'pending', 0, 0, false,
+           CASE WHEN targets.enabled THEN {db.now} END,
+           CASE WHEN targets.enabled THEN {db.now} END,
+           :now, :now
+    FROM {event}, targets
+    RETURNING id, endpoint_id, next_attempt_at IS NOT NULL AS enabled
+    """
+
+
 # -- After a failed claim ---------------------------------------------------------------------
 
 
@@ -351,7 +350,7 @@ def settle_unclaimed(session: Session, delivery_id: str, *, rng: random.Random) 
     before it releases parked deliveries (:func:`release_waiting`): one waits for the other,
     so no delivery is parked on an endpoint that was just enabled.
     """
-    db = session_clock(session)
+    db = session_dialect(session)
     row = session.execute(
         text(
             f"""
@@ -414,7 +413,7 @@ def release_waiting(session: Session, endpoint_id: str) -> int:
     The endpoint's row is locked first (see :func:`settle_unclaimed`).
     """
     session.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
-    now = clock.now()
+    now = db_now(session)
     refs = stamp(
         session,
         Delivery.endpoint_id == endpoint_id,
@@ -429,15 +428,15 @@ def release_waiting(session: Session, endpoint_id: str) -> int:
 def stamp(
     session: Session,
     *conditions: ColumnElement[bool],
-    now: datetime,
+    now: datetime | ColumnElement[datetime],
     limit: int | None = None,
     sweeping: bool = False,
-    next_attempt_at: datetime | None = None,
+    next_attempt_at: datetime | ColumnElement[datetime] | None = None,
     statuses: Sequence[DeliveryStatus] = OPEN_STATUSES,
     oldest_first: InstrumentedAttribute[datetime | None] = Delivery.next_attempt_at,
 ) -> list[DeliveryRef]:
     """Lock the deliveries in ``statuses`` (open ones by default) matching ``conditions``,
-    stamp them as handed over now.
+    stamp them as handed over ``now`` (a time, or :func:`db_now`).
 
     A sweep takes the oldest first (longest due; for dead letters, longest unreceived) and
     skips rows another sweep holds (it will publish them); a release must take every row it
@@ -472,7 +471,7 @@ def redeliver(session: Session, delivery_ids: Sequence[str]) -> list[DeliveryRef
     One held by a live claim is only marked: the record of that attempt makes it due when
     it finishes, and its worker publishes it then (see the module doc).
     """
-    db = session_clock(session)
+    db = session_dialect(session)
     live = f"(status IN ('pending', 'retrying') AND locked_until > {db.now})"
     rows = session.execute(
         text(
