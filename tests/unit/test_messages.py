@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from webhooks import __version__
-from webhooks.history.recording import record_attempt
+from webhooks.history.recording import attempt_values, record_attempt
 from webhooks.models import Endpoint
 from webhooks.outbound.outcome import MAX_BODY_BYTES, Outcome
 from webhooks.outbound.request import REDACTED, build_request, envelope
@@ -144,12 +144,14 @@ def test_history_redacts_signatures_and_api_key() -> None:
     request = build_request(target, BODY, at=AT)
     attempt = record_attempt(
         Session(),
-        endpoint=target,
-        delivery_id="dlv_1",
-        number=1,
-        request=request,
-        outcome=outcome(),
-        started_at=AT,
+        attempt_values(
+            endpoint=target,
+            delivery_id="dlv_1",
+            number=1,
+            request=request,
+            outcome=outcome(),
+            started_at=AT,
+        ),
     )
     kept = attempt.request_headers
     assert kept["webhook-signature"] == REDACTED
@@ -166,12 +168,14 @@ def test_history_keeps_the_first_64_kib_of_a_response(size: int) -> None:
     request = build_request(endpoint(), BODY, at=AT)
     attempt = record_attempt(
         Session(),
-        endpoint=endpoint(),
-        delivery_id="dlv_1",
-        number=1,
-        request=request,
-        outcome=outcome(500, b"x" * size),
-        started_at=AT,
+        attempt_values(
+            endpoint=endpoint(),
+            delivery_id="dlv_1",
+            number=1,
+            request=request,
+            outcome=outcome(500, b"x" * size),
+            started_at=AT,
+        ),
     )
     assert attempt.response_body == "x" * min(size, 64 * 1024)
 
@@ -180,12 +184,14 @@ def test_history_of_an_attempt_without_response() -> None:
     request = build_request(endpoint(), BODY, at=AT)
     attempt = record_attempt(
         Session(),
-        endpoint=endpoint(),
-        delivery_id="dlv_1",
-        number=3,
-        request=request,
-        outcome=outcome(None, b"", "timeout"),
-        started_at=AT,
+        attempt_values(
+            endpoint=endpoint(),
+            delivery_id="dlv_1",
+            number=3,
+            request=request,
+            outcome=outcome(None, b"", "timeout"),
+            started_at=AT,
+        ),
     )
     assert attempt.response_status is None and attempt.response_headers is None
     assert attempt.response_body is None and attempt.error == "timeout" and attempt.attempt == 3

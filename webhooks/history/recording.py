@@ -94,26 +94,8 @@ _VALUE_COLUMNS = (
 )
 
 
-def record_attempt(
-    session: Session,
-    *,
-    endpoint: RequestTarget,
-    delivery_id: str | None,
-    number: int,
-    request: OutgoingRequest,
-    outcome: Outcome,
-    started_at: datetime,
-) -> Attempt:
-    """Add the attempt row for ``request`` (a PING when ``delivery_id`` is None)."""
-    attempt = Attempt(
-        **attempt_values(
-            endpoint=endpoint,
-            delivery_id=delivery_id,
-            number=number,
-            request=request,
-            outcome=outcome,
-            started_at=started_at,
-        )
-    )
+def record_attempt(session: Session, values: dict[str, Any]) -> Attempt:
+    """Add the attempt row of :func:`attempt_values` through the ORM (a PING's)."""
+    attempt = Attempt(**values)
     session.add(attempt)
     return attempt
