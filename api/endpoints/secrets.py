@@ -9,10 +9,11 @@ from marshmallow import Schema
 from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
+from api.endpoints import EndpointSchema
 from api.fields import Text
 from webhooks.admin import endpoints as rules
 from webhooks.core.clock import now
-from webhooks.models import Tenant
+from webhooks.models import Endpoint, Tenant
 
 blp = Blueprint(
     "endpoint-secrets",
@@ -41,10 +42,13 @@ def reveal(tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
 @blp.route("/rotate-secret", methods=["POST"])
 @tenant_access("endpoints:write")
 @blp.arguments(RotationSchema, required=False)
-@blp.response(200, SecretSchema)
-def rotate(body: dict[str, Any], tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
-    """Make a new secret current; the old one keeps signing beside it for 24 hours."""
+@blp.response(200, EndpointSchema)
+def rotate(body: dict[str, Any], tenant: Tenant, endpoint_id: str) -> Endpoint:
+    """Make a new secret current; the old one keeps signing beside it for 24 hours.
+
+    The answer is the endpoint, without the secret (as every answer but ``GET .../secret``).
+    """
     endpoint = rules.get_endpoint(db.session(), tenant.id, endpoint_id)
-    secret = rules.rotate_secret(endpoint, body.get("secret"), at=now())
+    rules.rotate_secret(endpoint, body.get("secret"), at=now())
     db.session().commit()
-    return {"secret": secret}
+    return endpoint

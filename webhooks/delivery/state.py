@@ -48,6 +48,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from webhooks.broker.publishing import MAX_COUNTDOWN, DeliveryRef, publish_after_commit
 from webhooks.core import clock
 from webhooks.core.config import get_settings
+from webhooks.core.db import POOL_TIMEOUT_SECONDS
 from webhooks.core.dialects import POSTGRES, Dialect, session_dialect
 from webhooks.delivery import retry
 from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Endpoint, Event
@@ -64,9 +65,6 @@ def db_now(session: Session) -> ColumnElement[datetime]:
 
 # -- The lease --------------------------------------------------------------------------------
 
-CONNECTION_WAIT_SECONDS = 5.0
-"""The longest a worker waits for a pooled database connection (``pool_timeout``)."""
-
 RECORD_MARGIN_SECONDS = 5.0
 """Time left, after the request's deadline and a connection wait, to write the record."""
 
@@ -75,7 +73,7 @@ def lease_seconds(timeout_seconds: float) -> float:
     """How long a claim holds: the request's whole deadline (name resolution included), one
     wait for a database connection and the record's statement. 20 s at the default 10 s
     timeout, 40 s at the largest (30 s)."""
-    return timeout_seconds + CONNECTION_WAIT_SECONDS + RECORD_MARGIN_SECONDS
+    return timeout_seconds + POOL_TIMEOUT_SECONDS + RECORD_MARGIN_SECONDS
 
 
 MAX_LEASE_SECONDS = lease_seconds(30)
