@@ -30,6 +30,8 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -42,8 +44,9 @@ from webhooks.core.errors import DatabaseUnavailable
 from webhooks.core.ids import new_id
 from webhooks.delivery import portable, postgres, state
 from webhooks.delivery.job import Job
-from webhooks.delivery.state import INTERNAL_ERROR, Next, NextStep, Transition, Written
+from webhooks.delivery.state import INTERNAL_ERROR, Next, NextStep, Written
 from webhooks.history.recording import as_json_text, attempt_values
+from webhooks.models import DeliveryStatus
 from webhooks.outbound.http import Transport
 from webhooks.outbound.outcome import Outcome
 from webhooks.outbound.request import OutgoingRequest, build_request
@@ -61,14 +64,47 @@ def process(
 ) -> NextStep:
     """Make one attempt of a delivery, if it is claimable, and record it."""
     rng = rng or _RNG
-    store = _store()
-    row = store.claim(delivery_id)
-    if row is None:
+    claimed = claim(delivery_id)
+    if claimed is None:
         with session_scope() as session:
             return state.settle_unclaimed(session, delivery_id, rng=rng)
-    lease_ends = time.monotonic() + state.lease_seconds(row["timeout_seconds"])
     started = clock.now()
-    job, request, outcome = _attempt(delivery_id, row, transport, started)
+    job, request, outcome = _attempt(claimed, transport, started)
+    return record(claimed, job, request, outcome, started_at=started, rng=rng)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claim taken: the row the attempt is built from, and when its lease ends."""
+
+    delivery_id: str
+    row: Mapping[str, Any]
+    #: The lease's end on this process's monotonic clock.
+    lease_ends: float
+
+    def job(self, *, decrypt: bool = True) -> Job:
+        return Job.from_row(self.delivery_id, self.row, decrypt=decrypt)
+
+
+def claim(delivery_id: str) -> Claimed | None:
+    """Claim the delivery for one attempt, or None if it is not for us now."""
+    row = _store().claim(delivery_id)
+    if row is None:
+        return None
+    lease_ends = time.monotonic() + state.lease_seconds(row["timeout_seconds"])
+    return Claimed(delivery_id, row, lease_ends)
+
+
+def record(
+    claimed: Claimed,
+    job: Job,
+    request: OutgoingRequest,
+    outcome: Outcome,
+    *,
+    started_at: datetime,
+    rng: random.Random,
+) -> NextStep:
+    """Record the attempt and the delivery's next state, fenced by the claim; what follows."""
     transition = state.after_attempt(
         job.delivery,
         job.number,
@@ -79,21 +115,20 @@ def process(
     )
     values = attempt_values(
         endpoint=job.endpoint,
-        delivery_id=delivery_id,
+        delivery_id=job.delivery.id,
         number=job.number,
         request=request,
         outcome=outcome,
-        started_at=started,
+        started_at=started_at,
     )
+    attempt_id = new_id("att")
     parameters = state.record_parameters(
-        {"id": new_id("att"), **as_json_text(values)},
-        transition,
-        claim=job.claim,
-        ok=outcome.ok,
+        {"id": attempt_id, **as_json_text(values)}, transition, claim=job.claim, ok=outcome.ok
     )
-    written = _until_written(lambda: store.record(parameters), lease_ends)
+    store = _store()
+    written = _until_written(lambda: store.record(parameters), attempt_id, claimed.lease_ends)
     step = state.after_record(transition, written.status, job.delivery, job.number)
-    _log_attempt(job, outcome, step, written, transition)
+    _log_attempt(job, outcome, step, written)
     return step
 
 
@@ -102,48 +137,53 @@ def _store() -> ModuleType:
 
 
 def _attempt(
-    delivery_id: str, row: Mapping[str, Any], transport: Transport, started: Any
+    claimed: Claimed, transport: Transport, started: datetime
 ) -> tuple[Job, OutgoingRequest, Outcome]:
     """Build and send the request; an internal failure before sending is its outcome."""
     try:
-        job = Job.from_row(delivery_id, row)
+        job = claimed.job()
         request = build_request(job.endpoint, job.body, at=started)
     except Exception:
-        log.exception("attempt of %s failed before sending (%s)", delivery_id, INTERNAL_ERROR)
-        job = Job.from_row(delivery_id, row, decrypt=False)
-        return (
-            job,
-            OutgoingRequest(job.endpoint.url, {}, b""),
-            Outcome(None, {}, b"", INTERNAL_ERROR, 0),
-        )
+        log.exception("attempt of %s failed before sending", claimed.delivery_id)
+        job = claimed.job(decrypt=False)
+        request = OutgoingRequest(job.endpoint.url, {}, b"")
+        return job, request, Outcome(None, {}, b"", INTERNAL_ERROR, 0)
     outcome = transport.post(
         request.url, request.headers, request.body, job.endpoint.timeout_seconds
     )
     return job, request, outcome
 
 
-def _until_written(record: Callable[[], Written], lease_ends: float) -> Written:
-    """Run ``record`` until the database takes it, as long as the claim's lease lasts.
+def _until_written(record: Callable[[], Written], attempt_id: str, lease_ends: float) -> Written:
+    """Run ``record`` until the database takes it, as long as the claim's lease lasts (and
+    once more after it: a claim nobody took over still holds).
 
-    After the lease the record is tried once more: a claim nobody took over still holds.
+    A try whose reply was lost may have committed: the next one then finds the attempt row
+    there (the same id) and the delivery no longer open, which is read back rather than
+    taken for a lost claim.
     """
     delays = iter(RECORD_RETRY_DELAYS)
+    retried = False
     while True:
         try:
-            return record()
+            written = record()
         except (DBAPIError, DatabaseUnavailable, PoolTimeout) as exc:
             if isinstance(exc, DBAPIError) and not is_unreachable(exc):
                 raise
             delay = next(delays, RECORD_RETRY_DELAYS[-1])
-            if time.monotonic() + delay > lease_ends:
-                return record()
+            if time.monotonic() + delay > lease_ends and retried:
+                raise
             log.warning("recording an attempt failed (%s); trying again in %.2fs", exc, delay)
             time.sleep(delay)
+            retried = True
+            continue
+        if written.status is None and retried:
+            with session_scope() as session:
+                return state.written_before(session, attempt_id) or written
+        return written
 
 
-def _log_attempt(
-    job: Job, outcome: Outcome, step: NextStep, written: Written, transition: Transition
-) -> None:
+def _log_attempt(job: Job, outcome: Outcome, step: NextStep, written: Written) -> None:
     """One line per attempt; never a header value (signatures, API keys), nor the body."""
     if written.status is None:
         then = "stale: the claim was lost, nothing changed"
@@ -151,7 +191,7 @@ def _log_attempt(
         then = f"retry in {step.delay:.0f}s"
     else:
         then = {Next.NOTHING: "succeeded", Next.DEAD_LETTER: "failed for good"}[step.action]
-    if written.status == "pending" and transition.status != "pending":
+    if written.status == DeliveryStatus.PENDING:
         then = "redelivered during the attempt: due again now"
     log.info(
         "attempt %d of %s event=%s type=%s endpoint=%s status=%s error=%s duration_ms=%d: %s",

@@ -51,7 +51,7 @@ from webhooks.core.config import get_settings
 from webhooks.core.db import POOL_TIMEOUT_SECONDS
 from webhooks.core.dialects import POSTGRES, Dialect, session_dialect
 from webhooks.delivery import retry
-from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Endpoint, Event
+from webhooks.models import OPEN_STATUSES, Attempt, Delivery, DeliveryStatus, Endpoint, Event
 from webhooks.models.base import UTCDateTime
 from webhooks.outbound.outcome import Outcome
 
@@ -311,6 +311,18 @@ class Written:
     disabled_reason: str | None
 
 
+def written_before(session: Session, attempt_id: str) -> Written | None:
+    """What an earlier try of a record wrote, if it committed: its attempt row exists and
+    counted. The delivery's status is read back (a later writer may have changed it since:
+    then it is theirs to follow up)."""
+    status = session.execute(
+        select(Delivery.status)
+        .join(Attempt, Attempt.delivery_id == Delivery.id)
+        .where(Attempt.id == attempt_id, Attempt.stale.is_(False))
+    ).scalar()
+    return None if status is None else Written(status, None)
+
+
 # -- New deliveries ---------------------------------------------------------------------------
 
 
@@ -361,10 +373,7 @@ def settle_unclaimed(session: Session, delivery_id: str, *, rng: random.Random) 
     ).one_or_none()
     if row is None:
         return NOTHING  # gone, finished, waiting, not due yet, or another worker has it
-    lock = select(Endpoint.enabled).where(Endpoint.id == row.endpoint_id)
-    if session.get_bind().dialect.name == "postgresql":
-        lock = lock.with_for_update(read=True)
-    enabled = session.scalar(lock)
+    enabled = endpoint_enabled(session, row.endpoint_id)
     still_unheld = f"d.id = :id AND {_UNHELD_AND_DUE.format(now=db.now)}"
     if not enabled:
         session.execute(
@@ -399,6 +408,16 @@ def settle_unclaimed(session: Session, delivery_id: str, *, rng: random.Random) 
         delay,
     )
     return NextStep(Next.RETRY, ref, delay)
+
+
+def endpoint_enabled(session: Session, endpoint_id: str) -> bool:
+    """Whether the endpoint is enabled, read under a share lock held until the commit: an
+    enabling in progress is waited for, and one that comes later waits for this
+    transaction (see :func:`settle_unclaimed`)."""
+    query = select(Endpoint.enabled).where(Endpoint.id == endpoint_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return bool(session.scalar(query))
 
 
 # -- Hand-overs: the sweeper, redelivery, enabling, dead letters -----------------------------
