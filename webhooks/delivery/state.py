@@ -489,7 +489,7 @@ def redeliver(session: Session, delivery_ids: Sequence[str]) -> list[DeliveryRef
     it finishes, and its worker publishes it then (see the module doc).
     """
     db = session_dialect(session)
-    live = f"(status IN ('pending', 'retrying') AND locked_until > {db.now})"
+    live = f"(status IN ('pending', 'retrying') AND COALESCE(locked_until > {db.now}, false))"
     rows = session.execute(
         text(
             f"""
