@@ -114,8 +114,10 @@ def test_ping_returns_the_attempt_with_secrets_redacted(
         "request",
         "response",
         "error",
+        "stale",
     }
     assert (attempt["delivery_id"], attempt["attempt"], attempt["error"]) == (None, 1, None)
+    assert attempt["stale"] is False
     assert attempt["started_at"].endswith("Z") and attempt["duration_ms"] >= 0
     assert attempt["request"]["url"] == receiver
     assert attempt["request"]["body"] == '{"kind": "ping"}'
