@@ -21,7 +21,6 @@ from werkzeug import Request, Response
 from tests.e2e.broker import environment
 from tests.services import wait_until
 from webhooks.admin.endpoints import update_endpoint
-from webhooks.admin.tenants import create_tenant
 from webhooks.broker import publishing as broker
 from webhooks.core import clock
 from webhooks.core.db import get_engine, new_session
@@ -42,13 +41,6 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     sent: list[str] = []
     monkeypatch.setattr(broker, "publish", lambda refs, **_: sent.extend(r.id for r in refs) or 0)
     return sent
-
-
-@pytest.fixture
-def tenant(session: Session) -> Tenant:
-    tenant = create_tenant(session, "acme")
-    session.commit()
-    return tenant
 
 
 @pytest.fixture
