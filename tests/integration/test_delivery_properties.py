@@ -3,7 +3,8 @@ real database: workers claiming and recording, leases running out, sweeps, redel
 enabling and disabling the endpoint, and duplicate messages.
 
 Invariants, checked after every step:
-- at most one worker holds the delivery (its claim token is the delivery's);
+- at most one worker holds the delivery (its claim token, count and lease, is the
+  delivery's);
 - the attempts that counted are numbered 1..n without gaps or repeats, n the delivery's
   ``attempts``;
 - a record by a worker that lost its claim changes nothing;
@@ -136,7 +137,7 @@ class World:
             return
         claimed, job = self.held.pop(worker)
         before = self.row()
-        stale = before.claims != job.claim
+        stale = (before.claims, before.locked_until) != (job.claim, job.lease)
         outcome = Outcome(200 if ok else 500, {}, b"", None, 5)
         request = OutgoingRequest(job.endpoint.url, {}, b"{}")
         engine.record(claimed, job, request, outcome, started_at=clock.now(), rng=random.Random(0))
@@ -145,7 +146,8 @@ class World:
 
     def check(self) -> None:
         row = self.row()
-        holders = [w for w, (_, job) in self.held.items() if job.claim == row.claims]
+        token = (row.claims, row.locked_until)
+        holders = [w for w, (_, job) in self.held.items() if (job.claim, job.lease) == token]
         assert len(holders) <= 1
         with new_session() as session:
             numbers = list(

@@ -123,7 +123,11 @@ def record(
     )
     attempt_id = new_id("att")
     parameters = state.record_parameters(
-        {"id": attempt_id, **as_json_text(values)}, transition, claim=job.claim, ok=outcome.ok
+        {"id": attempt_id, **as_json_text(values)},
+        transition,
+        claim=job.claim,
+        lease=job.lease,
+        ok=outcome.ok,
     )
     store = _store()
     written = _until_written(lambda: store.record(parameters), attempt_id, claimed.lease_ends)

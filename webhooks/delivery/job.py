@@ -90,8 +90,11 @@ class Job:
     endpoint: EndpointConfig
     body: dict[str, Any]
     #: The claim's fencing token: the record writes state only while the delivery's claim
-    #: counter still has this value (no other worker claimed it since).
+    #: counter and lease still have these values (no other worker claimed it since, and the
+    #: claim was not lost with a crash of the database: see webhooks.delivery.postgres).
     claim: int = 0
+    #: The lease's end as the database returned it (compared, never computed with).
+    lease: object = None
 
     @classmethod
     def from_row(cls, delivery_id: str, row: Mapping[str, Any], *, decrypt: bool = True) -> Job:
@@ -106,15 +109,16 @@ class Job:
                 row["event_id"], row["type"], cast(datetime, utc(row["timestamp"])), row["data"]
             ),
             claim=row["claims"],
+            lease=row["lease"],
         )
 
 
 def load_sql(claimed: str) -> str:
     """What an attempt reads, for the claim ``claimed`` (a relation with ``attempts``,
-    ``claims``, ``event_id`` and ``endpoint_id``)."""
+    ``claims``, ``lease``, ``event_id`` and ``endpoint_id``)."""
     endpoint_columns = ", ".join(f"e.{name}" for name in ENDPOINT_COLUMNS)
     return f"""
-    SELECT claimed.attempts, claimed.claims, claimed.event_id,
+    SELECT claimed.attempts, claimed.claims, claimed.lease, claimed.event_id,
            ev.type, ev.data, ev.timestamp, {endpoint_columns}
     FROM {claimed}
     JOIN events AS ev ON ev.id = claimed.event_id

@@ -23,7 +23,8 @@ from webhooks.models.base import UTCDateTime
 _CLAIM = text(state.claim_sql(SQLITE))
 _LOAD = text(
     load_sql(
-        "(SELECT :attempts AS attempts, :claims AS claims, :event_id AS event_id,"
+        "(SELECT :attempts AS attempts, :claims AS claims, :lease AS lease,"
+        " :event_id AS event_id,"
         " :endpoint_id AS endpoint_id) AS claimed"
     )
 ).columns(**load_types())

@@ -22,12 +22,17 @@ from webhooks.history.recording import insert_attempt_sql
 
 #: The claim and the load of what the attempt needs. Claims of one endpoint take turns on
 #: an advisory lock first, so that each counts the endpoint's live claims after the one
-#: before it committed: the in-flight cap holds exactly under any concurrency.
+#: before it committed: the in-flight cap holds exactly under any concurrency. The lock is
+#: held until the commit, which therefore does not wait for its WAL flush (one endpoint's
+#: claims would otherwise go at the disk's flush rate): a crash of Postgres can lose the
+#: last claims, and the next claim then has the same count but another lease, so the lost
+#: claims' attempts are recorded as stale (their sends are the crash's duplicates).
 _CLAIM = PreparedStatement(
     "webhooks_claim",
     f"WITH claimed AS ({state.claim_sql(POSTGRES)}) {load_sql('claimed')}",
     (("id", "text"), ("cap", "integer"), ("lease_base", "double precision")),
     first=(
+        "SET LOCAL synchronous_commit = off; "
         "SELECT pg_advisory_xact_lock(1751474027, hashtext(endpoint_id)) "
         "FROM deliveries WHERE id = :id"
     ),
@@ -64,6 +69,7 @@ _RECORD = PreparedStatement(
         ("due_in", "double precision"),
         ("stamp", "boolean"),
         ("claim", "integer"),
+        ("lease", "timestamptz"),
         ("ok", "boolean"),
         ("gone_reason", "text"),
         ("days", "integer"),

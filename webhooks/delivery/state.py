@@ -20,8 +20,8 @@ redelivery's stamps (:func:`stamp`, :func:`redeliver`), enabling an endpoint
 (:func:`release_waiting`), dead letters (:func:`dead_letter_received`) and retention (which
 only deletes finished rows).
 
-Fencing: a claim adds one to ``claims`` and the worker keeps the new value; the record
-changes the delivery only while ``claims`` still has it and the delivery is open. A worker
+Fencing: a claim adds one to ``claims`` and sets the lease, and the worker keeps both; the
+record changes the delivery only while both are unchanged and the delivery is open. A worker
 that ran past its lease and was overtaken by another claim keeps its attempt in the history,
 marked ``stale``, and changes nothing else. A redeliver during a live claim sets
 ``redeliver_requested``; the record then makes the delivery pending and due at once instead
@@ -206,7 +206,7 @@ _CLAIM = """
     SET locked_until = {lease_end}, claims = d.claims + 1
     FROM endpoints AS e
     WHERE d.id = :id AND e.id = d.endpoint_id AND {claimable}
-    RETURNING attempts, claims, event_id, endpoint_id
+    RETURNING attempts, claims, locked_until AS lease, event_id, endpoint_id
 """
 
 
@@ -244,7 +244,7 @@ def record_sql(db: Dialect) -> str:
         locked_until = CASE WHEN redeliver_requested OR :stamp THEN {db.now} END,
         redeliver_requested = false,
         updated_at = {db.now}
-    WHERE id = :delivery_id AND claims = :claim AND {_OPEN}
+    WHERE id = :delivery_id AND claims = :claim AND locked_until = :lease AND {_OPEN}
     RETURNING status
     """
 
@@ -282,11 +282,12 @@ def health_sql(db: Dialect, *, held: str) -> str:
 
 
 def record_parameters(
-    attempt: Mapping[str, Any], transition: Transition, *, claim: int, ok: bool
+    attempt: Mapping[str, Any], transition: Transition, *, claim: int, lease: object, ok: bool
 ) -> dict[str, Any]:
     """The parameters of a record's statements: the attempt row's columns
     (:func:`webhooks.history.recording.attempt_values` with ``id``, JSON as text), the
-    transition, the claim's fencing token and what the endpoint's health needs."""
+    transition, the claim's fencing token (its count and its lease, as the claim returned
+    it) and what the endpoint's health needs."""
     days = get_settings().disable_after_days
     return {
         **attempt,
@@ -294,6 +295,7 @@ def record_parameters(
         "due_in": transition.due_in,
         "stamp": transition.stamp,
         "claim": claim,
+        "lease": lease,
         "ok": ok,
         "gone_reason": f"the receiver answered 410 Gone at {clock.rfc3339(clock.now())}",
         "days": days,
