@@ -54,7 +54,17 @@ class AttemptSchema(Schema):
     error = fields.String(
         required=True,
         allow_none=True,
-        metadata={"description": "timeout, connection, tls, redirect, refused_target, ..."},
+        metadata={
+            "description": "timeout, connection, tls, redirect, refused_target, internal (a "
+            "failure on the dispatcher's side before sending), ..."
+        },
+    )
+    stale = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "Made by a worker that had lost its claim (it ran past its lease "
+            "and another worker took the delivery over): kept as history, it changed nothing"
+        },
     )
 
     @pre_dump
@@ -80,4 +90,5 @@ class AttemptSchema(Schema):
             if has_response
             else None,
             "error": attempt.error,
+            "stale": attempt.stale,
         }

@@ -9,11 +9,11 @@ from marshmallow import Schema
 from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
+from api.endpoints import EndpointSchema
 from api.fields import Text
 from webhooks.admin import endpoints as rules
 from webhooks.core.clock import now
-from webhooks.models import Tenant
-from webhooks.outbound import signing
+from webhooks.models import Endpoint, Tenant
 
 blp = Blueprint(
     "endpoint-secrets",
@@ -36,13 +36,6 @@ class RotationSchema(Schema):
     )
 
 
-class RotatedSchema(Schema):
-    """What a rotation answers: never an ed25519 private key, which never leaves the service."""
-
-    secret = Text(metadata={"description": "The new HMAC secret (hmac endpoints)"})
-    public_key = Text(metadata={"description": "The new whpk_ public key (ed25519 endpoints)"})
-
-
 @blp.route("/secret", methods=["GET"])
 # Write, not read: whoever knows the secret can forge our signatures.
 @tenant_access("endpoints:write")
@@ -55,13 +48,15 @@ def reveal(tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
 @blp.route("/rotate-secret", methods=["POST"])
 @tenant_access("endpoints:write")
 @blp.arguments(RotationSchema, required=False)
-@blp.response(200, RotatedSchema)
-def rotate(body: dict[str, Any], tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
+@blp.response(200, EndpointSchema)
+def rotate(body: dict[str, Any], tenant: Tenant, endpoint_id: str) -> Endpoint:
     """Make a new secret (ed25519: key pair) current; the old one keeps signing beside it for
-    24 hours."""
+    24 hours.
+
+    The answer is the endpoint (with its new ``public_key`` on ed25519), without the secret
+    (as every answer but ``GET .../secret``).
+    """
     endpoint = rules.get_endpoint(db.session(), tenant.id, endpoint_id)
-    secret = rules.rotate_secret(endpoint, body.get("secret"), at=now())
+    rules.rotate_secret(endpoint, body.get("secret"), at=now())
     db.session().commit()
-    if endpoint.signing == signing.ED25519:
-        return {"public_key": endpoint.public_key}
-    return {"secret": secret}
+    return endpoint

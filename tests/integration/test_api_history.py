@@ -4,6 +4,7 @@ known history, tenant isolation."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from datetime import timedelta
@@ -292,14 +293,29 @@ def test_stats_on_a_known_history(
     make_delivery(session, endpoint, at=now - timedelta(hours=5), status="failed")
     make_delivery(session, endpoint, at=now - timedelta(days=3), status="succeeded")
     sent = make_delivery(session, endpoint, at=now - timedelta(days=4), status="retrying")
+    numbers = itertools.count(1)  # one delivery's attempts are numbered 1..n
     for duration in (100, 200, 300):
-        make_attempt(session, endpoint, at=recent, status=200, duration_ms=duration, delivery=sent)
+        make_attempt(
+            session,
+            endpoint,
+            at=recent,
+            status=200,
+            duration_ms=duration,
+            delivery=sent,
+            number=next(numbers),
+        )
     make_attempt(
         session, endpoint, at=now - timedelta(minutes=5), status=503, duration_ms=1001,
-        delivery=sent,
+        delivery=sent, number=next(numbers),
     )  # fmt: skip
     make_attempt(
-        session, endpoint, at=now - timedelta(hours=5), status=500, duration_ms=50, delivery=sent
+        session,
+        endpoint,
+        at=now - timedelta(hours=5),
+        status=500,
+        duration_ms=50,
+        delivery=sent,
+        number=next(numbers),
     )
     make_attempt(
         session,
@@ -309,9 +325,16 @@ def test_stats_on_a_known_history(
         error="timeout",
         duration_ms=10_000,
         delivery=sent,
+        number=next(numbers),
     )
     make_attempt(
-        session, endpoint, at=now - timedelta(days=3), status=200, duration_ms=400, delivery=sent
+        session,
+        endpoint,
+        at=now - timedelta(days=3),
+        status=200,
+        duration_ms=400,
+        delivery=sent,
+        number=next(numbers),
     )
     # PINGs (no delivery): counted apart, in neither the success rate nor the latency.
     for status in (500, 500, 200):

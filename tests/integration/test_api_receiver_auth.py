@@ -91,8 +91,10 @@ def test_ed25519_rotation_signs_with_both_keys_newest_first(
     path, old = f"{ENDPOINTS}/{endpoint['id']}", endpoint["public_key"]
     rotated = api("POST", f"{path}/rotate-secret")
     assert rotated.status_code == 200
-    new = rotated.get_json()["public_key"]
-    assert set(rotated.get_json()) == {"public_key"} and new != old
+    answer = rotated.get_json()
+    new = answer["public_key"]
+    assert new != old and not {"secret", "signing_key"} & set(answer)  # the endpoint, no key
+    assert "whsk_" not in rotated.get_data(as_text=True)
     assert api("GET", path).get_json()["public_key"] == new
     assert api("POST", f"{path}/ping").status_code == 200
     ping = _last(httpserver)

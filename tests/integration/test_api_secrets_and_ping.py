@@ -41,7 +41,9 @@ def test_rotation_signs_with_both_secrets_for_a_while(
     old = admin.get(f"{path}/secret").get_json()["secret"]
     rotated = admin.post(f"{path}/rotate-secret")
     assert rotated.status_code == 200
-    new = rotated.get_json()["secret"]
+    assert "secret" not in rotated.get_json() and rotated.get_json()["id"] in path
+    assert old not in rotated.get_data(as_text=True)
+    new = admin.get(f"{path}/secret").get_json()["secret"]
     assert new.startswith("whsec_") and new != old
     assert admin.get(f"{path}/secret").get_json() == {"secret": new}
 
@@ -59,9 +61,9 @@ def test_rotation_signs_with_both_secrets_for_a_while(
 
 def test_rotation_to_a_chosen_secret(admin: Caller, tenant: Tenant, receiver: str) -> None:
     path = _create(admin, url=receiver, secret="S3cret!")
-    assert admin.post(f"{path}/rotate-secret", json={"secret": "S3cret!2"}).get_json() == {
-        "secret": "S3cret!2"
-    }
+    rotated = admin.post(f"{path}/rotate-secret", json={"secret": "S3cret!2"})
+    assert rotated.status_code == 200 and "S3cret!2" not in rotated.get_data(as_text=True)
+    assert admin.get(f"{path}/secret").get_json() == {"secret": "S3cret!2"}
     assert fields_of(admin.post(f"{path}/rotate-secret", json={"secret": "S3cret!2"})) == {"secret"}
     assert fields_of(admin.post(f"{path}/rotate-secret", json={"secret": "tiny"})) == {"secret"}
     assert fields_of(admin.post(f"{path}/rotate-secret", json={"other": 1})) == {"other"}
@@ -112,8 +114,10 @@ def test_ping_returns_the_attempt_with_secrets_redacted(
         "request",
         "response",
         "error",
+        "stale",
     }
     assert (attempt["delivery_id"], attempt["attempt"], attempt["error"]) == (None, 1, None)
+    assert attempt["stale"] is False
     assert attempt["started_at"].endswith("Z") and attempt["duration_ms"] >= 0
     assert attempt["request"]["url"] == receiver
     assert attempt["request"]["body"] == '{"kind": "ping"}'

@@ -4,6 +4,7 @@ Python)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from tests.integration.history_fixtures import make_attempt, make_endpoint
+from tests.integration.history_fixtures import make_attempt, make_delivery, make_endpoint
 from webhooks.admin.tenants import create_tenant
 from webhooks.core import clock
 from webhooks.history.queries import Window
@@ -38,10 +39,16 @@ def test_attempts_per_interval_split_by_outcome_with_latency(db: Session) -> Non
     tenant = create_tenant(db, "acme")
     endpoint = make_endpoint(db, tenant, "https://receiver.example/")
     quiet = make_endpoint(db, tenant, "https://quiet.example/")
+    # Attempts of one delivery (numbered 1..n): PINGs would be left out of the summaries.
+    sent = make_delivery(db, endpoint, at=NOW - timedelta(hours=3), status="retrying")
+    numbers = itertools.count(1)
     for minutes, status, duration in ((50, 200, 100), (50, 500, 300), (10, 200, 40)):
         make_attempt(db, endpoint, at=NOW - timedelta(minutes=minutes), status=status,
-                     duration_ms=duration)  # fmt: skip
-    make_attempt(db, endpoint, at=NOW - timedelta(hours=2), status=200, duration_ms=5)
+                     duration_ms=duration, delivery=sent, number=next(numbers))  # fmt: skip
+    make_attempt(
+        db, endpoint, at=NOW - timedelta(hours=2), status=200, duration_ms=5, delivery=sent,
+        number=next(numbers),
+    )  # fmt: skip
     db.commit()
 
     buckets = attempt_series(db, endpoint.id, "1h", until=NOW)

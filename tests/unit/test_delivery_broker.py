@@ -54,3 +54,29 @@ def test_dead_letter_handler_is_imported_once() -> None:
 def test_bad_dead_letter_handler_is_a_configuration_error(spec: str) -> None:
     with pytest.raises(ConfigurationError, match="WEBHOOKS_DEAD_LETTER_HANDLER"):
         load_handler(spec)
+
+
+class _BrokenRelease:
+    """A producer whose release fails, after its one message was handed over."""
+
+    def send_task(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def producer_or_acquire(self) -> _BrokenRelease:
+        return self
+
+    def __enter__(self) -> _BrokenRelease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        raise ConnectionError("connection reset while releasing the producer")
+
+
+def test_a_failed_single_publish_is_logged_not_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(broker, "celery_app", _BrokenRelease)
+    ref = DeliveryRef("dlv_1", "ep_1", "booking.created")
+    broker.publish([ref])
+    [record] = [r for r in caplog.records if r.name == "webhooks.broker"]
+    assert "dlv_1" in record.getMessage() and record.exc_info is not None

@@ -15,9 +15,9 @@ from standardwebhooks.webhooks import Webhook
 from webhooks import __version__
 from webhooks.core.redaction import REDACTED
 from webhooks.history import recording as history
-from webhooks.history.recording import MAX_RESPONSE_BODY, record_attempt
+from webhooks.history.recording import attempt_values, record_attempt
 from webhooks.models import Attempt, Endpoint
-from webhooks.outbound.outcome import Outcome
+from webhooks.outbound.outcome import MAX_BODY_BYTES, Outcome
 from webhooks.outbound.request import OutgoingRequest, build_request, envelope
 
 AT = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
@@ -144,15 +144,7 @@ def test_history_redacts_signatures_and_api_key() -> None:
         headers={"X-Tenant": "acme"},
     )
     request = build_request(target, BODY, at=AT)
-    attempt = record_attempt(
-        Session(),
-        endpoint=target,
-        delivery_id="dlv_1",
-        number=1,
-        request=request,
-        outcome=outcome(),
-        started_at=AT,
-    )
+    attempt = _recorded(target, request, outcome())
     kept = attempt.request_headers
     assert kept["webhook-signature"] == REDACTED
     assert kept["X-Payload-Signature"] == REDACTED
@@ -163,45 +155,33 @@ def test_history_redacts_signatures_and_api_key() -> None:
     assert (attempt.response_status, attempt.response_body, attempt.error) == (200, "ok", None)
 
 
-@pytest.mark.parametrize("size", [MAX_RESPONSE_BODY - 1, MAX_RESPONSE_BODY, MAX_RESPONSE_BODY * 3])
+@pytest.mark.parametrize("size", [MAX_BODY_BYTES - 1, MAX_BODY_BYTES, MAX_BODY_BYTES * 3])
 def test_history_keeps_the_first_64_kib_of_a_response(size: int) -> None:
     request = build_request(endpoint(), BODY, at=AT)
-    attempt = record_attempt(
-        Session(),
-        endpoint=endpoint(),
-        delivery_id="dlv_1",
-        number=1,
-        request=request,
-        outcome=outcome(500, b"x" * size),
-        started_at=AT,
-    )
+    attempt = _recorded(endpoint(), request, outcome(500, b"x" * size))
     assert attempt.response_body == "x" * min(size, 64 * 1024)
 
 
 def test_history_of_an_attempt_without_response() -> None:
     request = build_request(endpoint(), BODY, at=AT)
-    attempt = record_attempt(
-        Session(),
-        endpoint=endpoint(),
-        delivery_id="dlv_1",
-        number=3,
-        request=request,
-        outcome=outcome(None, b"", "timeout"),
-        started_at=AT,
-    )
+    attempt = _recorded(endpoint(), request, outcome(None, b"", "timeout"), number=3)
     assert attempt.response_status is None and attempt.response_headers is None
     assert attempt.response_body is None and attempt.error == "timeout" and attempt.attempt == 3
 
 
-def _recorded(target: Endpoint, request: OutgoingRequest, result: Outcome) -> Attempt:
+def _recorded(
+    target: Endpoint, request: OutgoingRequest, result: Outcome, *, number: int = 1
+) -> Attempt:
     return record_attempt(
         Session(),
-        endpoint=target,
-        delivery_id="dlv_1",
-        number=1,
-        request=request,
-        outcome=result,
-        started_at=AT,
+        attempt_values(
+            endpoint=target,
+            delivery_id="dlv_1",
+            number=number,
+            request=request,
+            outcome=result,
+            started_at=AT,
+        ),
     )
 
 

@@ -367,6 +367,25 @@ def test_a_name_that_does_not_resolve_is_a_connection_error(fake_dns: dict[str, 
     assert (outcome.status, outcome.error) == (None, "connection")
 
 
+def test_a_name_that_never_resolves_times_out_within_budget() -> None:
+    """The request's timeout covers name resolution too (a delivery's lease counts on it)."""
+    released = threading.Event()
+
+    def hang(*args: Any, **kwargs: Any) -> Any:
+        released.wait(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    transport = Transport(LOCAL, user_agent=UA)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(socket, "getaddrinfo", hang)
+            outcome, elapsed = timed_post(transport, "http://slow-dns.test/", timeout=0.5)
+    finally:
+        released.set()
+    assert (outcome.status, outcome.error) == (None, "timeout")
+    assert 0.5 <= elapsed < 1.5
+
+
 def test_an_invalid_header_value_is_reported_not_raised(transport: Transport) -> None:
     with SocketServer(respond(OK_RESPONSE)) as server:
         outcome = transport.post(server.url, {"X-Bad": "a\r\nInjected: yes"}, b"", 5)

@@ -38,6 +38,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 T = TypeVar("T")
 
+POOL_TIMEOUT_SECONDS = 5.0
+"""The longest wait for a pooled connection before :class:`sqlalchemy.exc.TimeoutError`.
+
+Bounded because a delivery's lease covers one such wait (see
+:func:`webhooks.delivery.state.lease_seconds`); SQLAlchemy's default is 30 s."""
+
 IDLE_PING_SECONDS = 2.0
 """A pooled connection idle for longer than this is pinged before it is handed out."""
 
@@ -95,6 +101,7 @@ def engine_for(url: str, *, autocommit: bool = False) -> Engine:
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
         pool_size=10,
         max_overflow=20,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5} if url.startswith("postgresql") else {},
         # An error's text would otherwise quote its bound parameters: payloads, headers and

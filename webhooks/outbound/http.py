@@ -29,6 +29,8 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any, cast
 
@@ -46,15 +48,12 @@ from urllib3.util.connection import create_connection
 from webhooks.core.config import get_settings
 from webhooks.core.errors import TargetRefused
 from webhooks.outbound import client_tls, ssrf
-from webhooks.outbound.outcome import Outcome
+from webhooks.outbound.outcome import MAX_BODY_BYTES, Outcome
 from webhooks.outbound.request import USER_AGENT
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
     from requests.adapters import _HostParams, _PoolKwargs
-
-#: Most of a response body that is read and kept; the rest is never downloaded.
-MAX_BODY_BYTES = 64 * 1024
 
 #: What ``post`` turns into an :class:`Outcome`; anything else is a bug and propagates.
 _FAILURES = (
@@ -162,24 +161,50 @@ class _GuardedHTTPSConnection(HTTPSConnection, _GuardedHTTPConnection):
         self.target_policy = target_policy
 
 
+_resolvers: dict[int, ThreadPoolExecutor] = {}
+
+
+def _lookup_within(host: str, port: int, seconds: float | None) -> list[ssrf.IPAddress]:
+    """:func:`webhooks.outbound.ssrf.lookup`, given up after ``seconds``.
+
+    The system resolver has no deadline of its own (its retries can take tens of seconds),
+    and a delivery's lease counts on the request's timeout covering name resolution, so the
+    lookup runs on a helper thread (a greenlet under gevent) that is waited for at most that
+    long. One pool per process: a forked child must not inherit its parent's threads.
+    """
+    pid = os.getpid()
+    resolver = _resolvers.get(pid)
+    if resolver is None:
+        resolver = _resolvers[pid] = ThreadPoolExecutor(16, thread_name_prefix="resolve")
+    future = resolver.submit(ssrf.lookup, host, port)
+    try:
+        return future.result(timeout=seconds)
+    except FutureTimeout:
+        future.cancel()
+        raise TimeoutError(f"resolving {host} took more than {seconds:.1f}s") from None
+
+
 def _open_checked_socket(conn: HTTPConnection, policy: ssrf.TargetPolicy) -> socket.socket:
     """Resolve, check every address, connect to the first that answers.
 
     Mirrors ``HTTPConnection._new_conn`` (same exceptions, so urllib3 and requests treat
-    failures as usual) except for the check. The connect timeout is shared by all
-    addresses and what is left of it bounds the TLS handshake too.
+    failures as usual) except for the check. The connect timeout is shared by the name
+    resolution and all addresses, and what is left of it bounds the TLS handshake too.
     """
     host, port = conn._dns_host, conn.port
+    timeout = conn.timeout
+    budget = float(timeout) if isinstance(timeout, int | float) else None
+    deadline = None if budget is None else time.monotonic() + budget
     try:
-        addresses = ssrf.lookup(host, port)
+        addresses = _lookup_within(host, port, budget)
     except socket.gaierror as exc:
         raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+    except TimeoutError as exc:
+        raise urllib3.exceptions.ConnectTimeoutError(conn, str(exc)) from exc
     try:
         ssrf.check_addresses(host, addresses, policy)
     except TargetRefused as exc:
         raise RefusedAtConnect(str(exc), field="url") from None
-    timeout = conn.timeout
-    deadline = time.monotonic() + timeout if isinstance(timeout, int | float) else None
     error: OSError = socket.gaierror(socket.EAI_NONAME, "no address")
     for ip in addresses:
         left = timeout if deadline is None else deadline - time.monotonic()
@@ -410,7 +435,7 @@ class Transport:
     ) -> requests.Response:
         parts = ssrf.check_url(url, self.policy)
         if self._proxies:
-            self._check_before_proxy(parts)
+            self._check_before_proxy(parts, timeout)
         # Prepared directly: the session's merging (cookies, auth, hooks, settings) has
         # nothing to add, as no cookie is ever kept and the environment is not read.
         merged = CaseInsensitiveDict(self._session.headers)
@@ -428,9 +453,9 @@ class Transport:
             proxies=self._proxies,
         )
 
-    def _check_before_proxy(self, parts: urllib.parse.SplitResult) -> None:
+    def _check_before_proxy(self, parts: urllib.parse.SplitResult, timeout: float) -> None:
         host = parts.hostname or ""
-        addresses = ssrf.lookup(host, ssrf.default_port(parts))
+        addresses = _lookup_within(host, ssrf.default_port(parts), timeout)
         ssrf.check_addresses(host, addresses, self.policy)
 
     def _receive(self, response: requests.Response, started: float, deadline: float) -> Outcome:

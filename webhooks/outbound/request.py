@@ -8,15 +8,49 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from webhooks import __version__
 from webhooks.core.clock import rfc3339
-from webhooks.models import Endpoint
 from webhooks.outbound import signing, template
 
 USER_AGENT = f"webhooks/{__version__}"
 AUTHORIZATION = "Authorization"
+
+
+class RequestTarget(Protocol):
+    """What a request is built from: an ORM endpoint (a PING) or the engine's read-only copy
+    of one (a delivery)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def headers(self) -> dict[str, Any]: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def template(self) -> str | None: ...
+    @property
+    def signature_header(self) -> str | None: ...
+    @property
+    def api_key_header(self) -> str | None: ...
+    @property
+    def api_key(self) -> str | None: ...
+    @property
+    def timeout_seconds(self) -> int: ...
+    @property
+    def signing(self) -> str: ...
+    @property
+    def auth(self) -> dict[str, Any] | None: ...
+    @property
+    def client_certificate(self) -> dict[str, Any] | None: ...
+
+    def signing_secrets(self, at: datetime) -> list[str]: ...
+    def signing_keys(self, at: datetime) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -33,7 +67,7 @@ def envelope(event_id: str, event_type: str, timestamp: datetime, data: Any) -> 
     return {"id": event_id, "type": event_type, "timestamp": rfc3339(timestamp), "data": data}
 
 
-def render_body(endpoint: Endpoint, body: Mapping[str, Any]) -> bytes:
+def render_body(endpoint: RequestTarget, body: Mapping[str, Any]) -> bytes:
     """The envelope as compact UTF-8 JSON, or rendered through the endpoint's template."""
     if endpoint.template is None:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -41,7 +75,7 @@ def render_body(endpoint: Endpoint, body: Mapping[str, Any]) -> bytes:
 
 
 def build_request(
-    endpoint: Endpoint,
+    endpoint: RequestTarget,
     body: Mapping[str, Any],
     *,
     at: datetime,
@@ -70,6 +104,3 @@ def build_request(
         )
     )
     return OutgoingRequest(url=endpoint.url, headers=headers, body=payload)
-
-
-AUTHORIZATION = "Authorization"

@@ -13,12 +13,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from webhooks.models import Endpoint
 from webhooks.outbound import client_tls, receiver_auth
 from webhooks.outbound.http import Transport
 from webhooks.outbound.oauth2 import TokenCache, TokenUnavailable, default_tokens
 from webhooks.outbound.outcome import Outcome
-from webhooks.outbound.request import OutgoingRequest, build_request
+from webhooks.outbound.request import OutgoingRequest, RequestTarget, build_request
 
 log = logging.getLogger("webhooks.delivery")
 
@@ -29,7 +28,7 @@ UNAUTHORIZED = 401
 
 
 def send(
-    endpoint: Endpoint,
+    endpoint: RequestTarget,
     body: Mapping[str, Any],
     transport: Transport,
     *,

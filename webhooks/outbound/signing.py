@@ -15,10 +15,10 @@ Some receivers predate that standard and expect a single hex HMAC of the body in
 their choosing (Umbrella Faces' ``X-FacesWebhookSignature``, Avionté's ``X-Payload-Signature``);
 :func:`hex_signature` computes that one.
 
-Everything here is a pure function of its arguments: the worker calls it once per delivery
-attempt with the secrets it has just decrypted. The one thing remembered between calls is the
-loaded form of recent ed25519 private keys (:func:`_signing_key`): loading a key costs as much
-as a signature, and the worker keeps the decrypted key text for minutes anyway.
+Everything here is a pure function of its arguments but one: the loaded form of recent
+ed25519 private keys is remembered (:func:`_signing_key`), since loading a key costs as much as
+a signature. The worker keeps decrypted secrets for a few minutes to skip decryption on every
+attempt (:data:`webhooks.delivery.job.SECRET_CACHE_SECONDS`).
 
 .. _Standard Webhooks: https://www.standardwebhooks.com/
 """

@@ -1,7 +1,7 @@
 """tenants: uids unique regardless of case; endpoints: credential-like custom headers sealed
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01 21:30:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from webhooks.core import crypto
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
