@@ -95,3 +95,14 @@ class Timestamp(fields.Field[datetime]):
             return datetime.fromisoformat(value.upper()).astimezone(UTC)
         except (ValueError, OverflowError):
             raise ValidationError("Not a valid time.") from None
+
+
+class Number(fields.Float):
+    """A JSON number: not a string of digits, not a boolean, finite."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("Must be a number.")
+        if not math.isfinite(value):
+            raise ValidationError("Numbers must be finite.")
+        return float(value)

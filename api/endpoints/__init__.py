@@ -10,14 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
-from api.fields import Text, Timestamp, anchored
+from api.fields import JSON, Number, Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
 from webhooks.admin import endpoints as rules
+from webhooks.core import clock
+from webhooks.delivery import rate_limit
+from webhooks.delivery.circuit import CircuitState
+from webhooks.delivery.waiting import circuit_of
 from webhooks.ingest.event_names import FILTER_PATTERN
 from webhooks.models import Endpoint, Tenant
 from webhooks.outbound.http import default_transport
@@ -56,6 +60,18 @@ class EndpointSchema(Schema):
     template = fields.String(dump_only=True, allow_none=True)
     retry_schedule = fields.List(fields.Integer(), dump_only=True, allow_none=True)
     timeout_seconds = fields.Integer(dump_only=True)
+    filter = fields.Dict(dump_only=True, allow_none=True)
+    rate_limit = fields.Float(dump_only=True, allow_none=True)
+    ordering = fields.String(dump_only=True, metadata={"enum": list(rules.ORDERINGS)})
+    circuit = fields.Function(
+        lambda endpoint: str(circuit_of(endpoint).shown(clock.now())),
+        dump_only=True,
+        metadata={
+            "enum": [str(state) for state in CircuitState],
+            "description": "The circuit breaker: closed, open (deliveries wait), half_open"
+            " (a probe is due or on its way)",
+        },
+    )
     created_at = Timestamp(dump_only=True)
     updated_at = Timestamp(dump_only=True)
 
@@ -119,6 +135,27 @@ class EndpointPatchSchema(Schema):
         strict=True,
         allow_none=True,
         metadata={"minimum": rules.TIMEOUT_RANGE[0], "maximum": rules.TIMEOUT_RANGE[1]},
+    )
+    filter = JSON(
+        object_only=True,
+        allow_none=True,
+        metadata={
+            "description": "A condition on the envelope: {path: value or {$operator: ...}},"
+            " $and/$or/$not; null: every event of its types",
+        },
+    )
+    rate_limit = Number(
+        allow_none=True,
+        metadata={
+            "minimum": rate_limit.MIN_RATE,
+            "maximum": rate_limit.MAX_RATE,
+            "description": "Most deliveries per second, across every worker; null: unlimited",
+        },
+    )
+    ordering = Text(
+        allow_none=True,
+        validate=validate.OneOf(rules.ORDERINGS),
+        metadata={"description": "fifo: one delivery at a time, in event order"},
     )
     verify = _strict_boolean(
         load_default=True,

@@ -13,26 +13,20 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from webhooks.broker.publishing import DeliveryRef, publish_after_commit
+from webhooks.broker.publishing import DeliveryRef
 from webhooks.core import clock
 from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Event
 
 
 def release_waiting(session: Session, endpoint_id: str) -> int:
-    """Make an endpoint's waiting deliveries due now, publishing them after the commit.
+    """Make an endpoint's waiting deliveries due now (as far as its rate limit, ordering and
+    circuit allow: :func:`webhooks.delivery.waiting.release`), publishing them after the commit.
 
     Call it in the transaction that enables the endpoint again; returns how many there were.
     """
-    now = clock.now()
-    refs = stamp(
-        session,
-        Delivery.endpoint_id == endpoint_id,
-        Delivery.next_attempt_at.is_(None),
-        now=now,
-        next_attempt_at=now,
-    )
-    publish_after_commit(session, refs)
-    return len(refs)
+    from webhooks.delivery import waiting  # which imports this module's neighbours
+
+    return len(waiting.release(session, endpoint_id, now=clock.now()))
 
 
 def stamp(

@@ -1,0 +1,433 @@
+"""Delivery controls at send time: rate limit, FIFO ordering, circuit breaker (contract §5, §6).
+
+An endpoint with a rate limit, with ``"ordering": "fifo"`` or with a circuit that is not
+closed is *controlled*: the fast claim (:mod:`webhooks.delivery.engine`) leaves its deliveries
+alone and :func:`take` decides, in one transaction under the endpoint row's lock (so every
+worker on every host sees the same slots, the same head, the same probe):
+
+- the circuit: closed, or its cool-down is over and this delivery becomes the probe;
+- FIFO: no delivery of the endpoint is in flight (``busy_until``) and this one is the head,
+  the endpoint's first open delivery by event ``timestamp``, then ingest order (the id);
+- the rate limit: the delivery holds a slot (``admitted``), or the next free slot is now.
+
+A delivery that may go is claimed. One that may not waits without using up an attempt or a
+worker: with a rate-limit slot ahead within :data:`~webhooks.delivery.rate_limit.HORIZON`, it
+is given that slot and waits in the broker as a countdown; otherwise it is *parked*
+(``next_attempt_at`` NULL, like a disabled endpoint's), which neither the broker nor the sweep
+ever sees again until it is released.
+
+:func:`release` lets parked deliveries go as far as the controls allow: all of them for an
+uncontrolled endpoint, the head for FIFO, the probe for a circuit whose cool-down is over, one
+slot each for the next :data:`~webhooks.delivery.rate_limit.HORIZON` under a rate limit. It
+runs where something changes: a FIFO delivery finishing, the circuit closing, an endpoint
+enabled or its controls changed (:func:`after_attempt`, :mod:`webhooks.admin.endpoints`), and
+at every sweep for each endpoint with parked deliveries (:func:`release_all`): that hands out
+the next rate-limit slots and the probes, and lets nothing stay parked by a race.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, exists, select, tuple_, update
+from sqlalchemy.orm import Session, aliased
+
+from webhooks.broker.publishing import DeliveryRef, publish_after_commit
+from webhooks.core.db import session_scope
+from webhooks.delivery import rate_limit
+from webhooks.delivery.circuit import Circuit, CircuitState
+from webhooks.delivery.circuit import after_attempt as next_circuit
+from webhooks.models import OPEN_STATUSES, Delivery, Endpoint, Event
+from webhooks.ops import metrics
+
+log = logging.getLogger("webhooks.delivery")
+
+FIFO = "fifo"
+
+_DELIVERIES = cast(Table, Delivery.__table__)
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What the controls read of an endpoint row."""
+
+    id: str
+    enabled: bool
+    rate_limit: float | None
+    ordering: str
+    next_send_at: datetime | None
+    busy_until: datetime | None
+    circuit: Circuit
+
+    @property
+    def fifo(self) -> bool:
+        return self.ordering == FIFO
+
+    @property
+    def controlled(self) -> bool:
+        """Whether sending needs :func:`take` (else the fast claim is enough)."""
+        return (
+            self.rate_limit is not None
+            or self.fifo
+            or self.circuit.state is not CircuitState.CLOSED
+        )
+
+    def busy(self, now: datetime) -> bool:
+        return self.busy_until is not None and self.busy_until > now
+
+
+def uncontrolled() -> tuple[Any, ...]:
+    """The condition, on :class:`Endpoint`, that the fast claim may take its deliveries."""
+    return (
+        Endpoint.rate_limit.is_(None),
+        Endpoint.ordering != FIFO,
+        Endpoint.circuit == CircuitState.CLOSED,
+    )
+
+
+def circuit_of(endpoint: Endpoint) -> Circuit:
+    return Circuit(
+        CircuitState(endpoint.circuit),
+        endpoint.circuit_failures,
+        endpoint.circuit_until,
+        endpoint.circuit_cooldown,
+    )
+
+
+def _lock(session: Session, endpoint_id: str) -> Controls | None:
+    """The endpoint's controls, its row locked until the transaction ends."""
+    row = session.execute(
+        select(
+            Endpoint.enabled,
+            Endpoint.rate_limit,
+            Endpoint.ordering,
+            Endpoint.next_send_at,
+            Endpoint.busy_until,
+            Endpoint.circuit,
+            Endpoint.circuit_failures,
+            Endpoint.circuit_until,
+            Endpoint.circuit_cooldown,
+        )
+        .where(Endpoint.id == endpoint_id)
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return None
+    circuit = Circuit(CircuitState(row[5]), row[6], row[7], row[8])
+    return Controls(endpoint_id, row[0], row[1], row[2], row[3], row[4], circuit)
+
+
+def _set(session: Session, endpoint_id: str, **values: Any) -> None:
+    session.execute(
+        update(Endpoint).where(Endpoint.id == endpoint_id).values(values),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def _circuit_values(circuit: Circuit) -> dict[str, Any]:
+    return {
+        "circuit": str(circuit.state),
+        "circuit_failures": circuit.failures,
+        "circuit_until": circuit.until,
+        "circuit_cooldown": circuit.cooldown,
+    }
+
+
+# -- Taking a delivery: the claim of a controlled endpoint ------------------------------------
+
+
+class Verdict(Enum):
+    #: Claimed: the caller makes the attempt.
+    TAKEN = "taken"
+    #: Given a rate-limit slot ahead: the caller publishes it with ``Decision.delay``.
+    ADMITTED = "admitted"
+    #: Parked until released.
+    PARKED = "parked"
+    #: Not for the controls: the endpoint is not controlled, or the delivery not claimable.
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    #: Seconds until the slot (``ADMITTED``).
+    delay: float = 0.0
+
+
+_SKIP = Decision(Verdict.SKIP)
+
+
+def _claimable(now: datetime, tolerance: timedelta) -> tuple[Any, ...]:
+    return (
+        Delivery.status.in_(OPEN_STATUSES),
+        Delivery.next_attempt_at <= now + tolerance,
+        (Delivery.locked_until.is_(None)) | (Delivery.locked_until <= now + tolerance),
+    )
+
+
+def take(
+    session: Session,
+    delivery_id: str,
+    *,
+    now: datetime,
+    lease: timedelta,
+    tolerance: timedelta,
+) -> Decision:
+    """Claim a delivery of a controlled endpoint for one attempt (with ``lease``), or hold it
+    back; in ``session``'s transaction, which the caller commits."""
+    row = session.execute(
+        select(Delivery.endpoint_id, Delivery.admitted, Event.timestamp)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(Delivery.id == delivery_id, *_claimable(now, tolerance))
+    ).one_or_none()
+    if row is None:
+        return _SKIP
+    endpoint_id, admitted, timestamp = row
+    controls = _lock(session, endpoint_id)
+    if controls is None or not controls.enabled or not controls.controlled:
+        return _SKIP
+    still_claimable = (Delivery.id == delivery_id, *_claimable(now, tolerance))
+    if not controls.circuit.admits(now) or (
+        controls.fifo
+        and (controls.busy(now) or not _is_head(session, endpoint_id, delivery_id, timestamp))
+    ):
+        return _park(session, still_claimable)
+    endpoint_values: dict[str, Any] = {}
+    if controls.rate_limit is not None and not admitted:
+        slots, next_free = rate_limit.take(
+            controls.next_send_at, now, controls.rate_limit, count=1, horizon=rate_limit.HORIZON
+        )
+        if not slots:
+            return _park(session, still_claimable)
+        endpoint_values["next_send_at"] = next_free
+        if slots[0] > now:  # a slot ahead: wait for it in the broker
+            _set(session, endpoint_id, **endpoint_values)
+            session.execute(
+                update(Delivery)
+                .where(*still_claimable)
+                .values(next_attempt_at=slots[0], locked_until=now, admitted=True),
+                execution_options={"synchronize_session": False},
+            )
+            return Decision(Verdict.ADMITTED, (slots[0] - now).total_seconds())
+    claimed = session.execute(
+        update(Delivery)
+        .where(*still_claimable)
+        # A claim is not a change of state: updated_at stays.
+        .values(locked_until=now + lease, admitted=False, updated_at=Delivery.updated_at)
+        .returning(Delivery.id),
+        execution_options={"synchronize_session": False},
+    ).first()
+    if claimed is None:
+        return _SKIP
+    if controls.fifo:
+        endpoint_values["busy_until"] = now + lease
+    if controls.circuit.state is not CircuitState.CLOSED:
+        endpoint_values.update(_circuit_values(controls.circuit.probing(now, lease)))
+        log.info("endpoint %s: circuit half open, %s is the probe", endpoint_id, delivery_id)
+    if endpoint_values:
+        _set(session, endpoint_id, **endpoint_values)
+    return Decision(Verdict.TAKEN)
+
+
+def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
+    session.execute(
+        update(Delivery)
+        .where(*still_claimable)
+        .values(next_attempt_at=None, locked_until=None, admitted=False),
+        execution_options={"synchronize_session": False},
+    )
+    return Decision(Verdict.PARKED)
+
+
+def _event_order() -> tuple[Any, ...]:
+    return (Event.timestamp, Delivery.id)
+
+
+def _is_head(session: Session, endpoint_id: str, delivery_id: str, timestamp: datetime) -> bool:
+    """Whether no open delivery of the endpoint comes before this one in event order."""
+    earlier = aliased(Delivery)
+    earlier_event = aliased(Event)
+    ahead = session.execute(
+        select(
+            exists()
+            .where(
+                earlier.endpoint_id == endpoint_id,
+                earlier.status.in_(OPEN_STATUSES),
+                earlier.id != delivery_id,
+                earlier_event.id == earlier.event_id,
+                tuple_(earlier_event.timestamp, earlier.id) < tuple_(timestamp, delivery_id),
+            )
+            .correlate(None)
+        )
+    ).scalar()
+    return not ahead
+
+
+# -- Letting parked deliveries go --------------------------------------------------------------
+
+
+def release(session: Session, endpoint_id: str, *, now: datetime) -> list[DeliveryRef]:
+    """Make due what the endpoint's controls allow of its parked deliveries, publishing them
+    after the commit (each with its rate-limit slot as a countdown); returns them."""
+    controls = _lock(session, endpoint_id)
+    if controls is None or not controls.enabled or not controls.circuit.admits(now):
+        return []
+    limit: int | None = None
+    if controls.circuit.state is not CircuitState.CLOSED:
+        limit = 1  # the probe
+    if controls.fifo:
+        if _has_live(session, endpoint_id):
+            return []  # the head is due, retrying or in flight
+        limit = 1
+    slots: list[datetime] | None = None
+    if controls.rate_limit is not None:
+        most = limit if limit is not None else _slots_wanted(controls.rate_limit)
+        slots, _ = rate_limit.take(
+            controls.next_send_at, now, controls.rate_limit, count=most, horizon=rate_limit.HORIZON
+        )
+        if not slots:
+            return []
+        limit = len(slots)
+    order = _event_order() if controls.fifo else (Delivery.id,)
+    rows = session.execute(
+        select(Delivery.id, Delivery.endpoint_id, Event.type, Delivery.attempts)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(
+            Delivery.endpoint_id == endpoint_id,
+            Delivery.status.in_(OPEN_STATUSES),
+            Delivery.next_attempt_at.is_(None),
+        )
+        .order_by(*order)
+        .limit(limit)
+        .with_for_update(of=Delivery, skip_locked=True)
+    ).all()
+    refs = [DeliveryRef(*row) for row in rows]
+    if not refs:
+        return []
+    if slots is None:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([ref.id for ref in refs]))
+            .values(next_attempt_at=now, locked_until=now),
+            execution_options={"synchronize_session": False},
+        )
+    else:
+        refs = _admit(session, refs, slots, now)
+        _set(session, endpoint_id, next_send_at=slots[len(refs) - 1] + _step(controls))
+    publish_after_commit(session, refs)
+    return refs
+
+
+def _step(controls: Controls) -> timedelta:
+    return rate_limit.interval(cast(float, controls.rate_limit))
+
+
+def _slots_wanted(rate: float) -> int:
+    """Slots a release hands out at most: the horizon's worth, and at least one."""
+    return max(1, int(rate * rate_limit.HORIZON.total_seconds()) + 1)
+
+
+def _admit(
+    session: Session, refs: list[DeliveryRef], slots: list[datetime], now: datetime
+) -> list[DeliveryRef]:
+    """Give each delivery its slot: due then, a message on its way (stamped now) with the
+    wait as its countdown."""
+    session.execute(
+        _DELIVERIES.update()
+        .where(_DELIVERIES.c.id == bindparam("delivery_id"))
+        .values(next_attempt_at=bindparam("slot"), locked_until=now, admitted=True),
+        [{"delivery_id": ref.id, "slot": slot} for ref, slot in zip(refs, slots, strict=False)],
+    )
+    return [
+        replace(ref, delay=max(0.0, (slot - now).total_seconds()))
+        for ref, slot in zip(refs, slots, strict=False)
+    ]
+
+
+def _has_live(session: Session, endpoint_id: str) -> bool:
+    """Whether an open delivery of the endpoint is not parked (due, scheduled or in flight)."""
+    return bool(
+        session.execute(
+            select(
+                exists().where(
+                    Delivery.endpoint_id == endpoint_id,
+                    Delivery.status.in_(OPEN_STATUSES),
+                    Delivery.next_attempt_at.is_not(None),
+                )
+            )
+        ).scalar()
+    )
+
+
+def release_all(*, now: datetime) -> int:
+    """The sweep's part: release what may go of every enabled endpoint's parked deliveries,
+    one transaction per endpoint; returns how many were released."""
+    with session_scope() as session:
+        endpoint_ids = list(
+            session.scalars(
+                select(Endpoint.id).where(
+                    Endpoint.enabled,
+                    exists().where(
+                        Delivery.endpoint_id == Endpoint.id,
+                        Delivery.status.in_(OPEN_STATUSES),
+                        Delivery.next_attempt_at.is_(None),
+                    ),
+                )
+            )
+        )
+    total = 0
+    for endpoint_id in endpoint_ids:
+        with session_scope() as session:
+            total += len(release(session, endpoint_id, now=now))
+    return total
+
+
+# -- After an attempt: the circuit, the FIFO head ----------------------------------------------
+
+
+def after_attempt(
+    session: Session, endpoint_id: str, *, ok: bool, finished: bool, now: datetime
+) -> None:
+    """Count the attempt into the circuit and, for FIFO, free the endpoint for the next.
+
+    In the transaction that records the attempt. ``finished``: the delivery succeeded or
+    failed for good (not retrying). What the change lets go is released at once.
+    """
+    controls = _lock(session, endpoint_id)
+    if controls is None:
+        return
+    values: dict[str, Any] = {}
+    circuit = next_circuit(controls.circuit, ok=ok, now=now)
+    if circuit != controls.circuit:
+        values.update(_circuit_values(circuit))
+        _count_transition(endpoint_id, controls.circuit.state, circuit)
+    if controls.fifo and controls.busy_until is not None:
+        values["busy_until"] = None
+    if values:
+        _set(session, endpoint_id, **values)
+    closed = circuit.state is CircuitState.CLOSED and controls.circuit.state is not circuit.state
+    if closed or (controls.fifo and finished):
+        session.flush()
+        release(session, endpoint_id, now=now)
+
+
+def _count_transition(endpoint_id: str, before: CircuitState, after: Circuit) -> None:
+    if after.state is CircuitState.OPEN and before is CircuitState.CLOSED:
+        metrics.circuit_opened()
+        log.warning(
+            "endpoint %s: circuit open after %d failed attempts in a row; next probe in %ds",
+            endpoint_id,
+            after.failures,
+            after.cooldown,
+        )
+    elif after.state is CircuitState.OPEN and before is CircuitState.HALF_OPEN:
+        log.warning(
+            "endpoint %s: the probe failed; circuit open for %ds", endpoint_id, after.cooldown
+        )
+    elif after.state is CircuitState.CLOSED and before is not CircuitState.CLOSED:
+        metrics.circuit_closed()
+        log.info("endpoint %s: circuit closed", endpoint_id)
