@@ -23,7 +23,7 @@ _WAITING = sa.text("status IN ('pending', 'retrying') AND next_attempt_at IS NUL
 def upgrade() -> None:
     with op.batch_alter_table("endpoints") as batch:
         batch.add_column(sa.Column("filter", JSON, nullable=True))
-        batch.add_column(sa.Column("rate_limit", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("rate_limit", sa.Double(), nullable=True))
         batch.add_column(
             sa.Column("ordering", sa.String(length=8), server_default="none", nullable=False)
         )
