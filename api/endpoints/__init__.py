@@ -20,8 +20,7 @@ from api.pagination import PageArgs, page_of, paginate
 from webhooks.admin import endpoints as rules
 from webhooks.core import clock
 from webhooks.delivery import rate_limit
-from webhooks.delivery.circuit import CircuitState
-from webhooks.delivery.waiting import circuit_of
+from webhooks.delivery.circuit import CircuitState, circuit_of
 from webhooks.ingest.event_names import FILTER_PATTERN
 from webhooks.models import Endpoint, Tenant
 from webhooks.outbound.http import default_transport

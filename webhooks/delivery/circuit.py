@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from webhooks.models import Endpoint
+
 THRESHOLD = 10
 """Failed attempts in a row that open the circuit."""
 
@@ -80,3 +82,13 @@ def after_attempt(circuit: Circuit, *, ok: bool, now: datetime) -> Circuit:
         until = now + timedelta(seconds=FIRST_COOLDOWN)
         return Circuit(CircuitState.OPEN, failures, until, FIRST_COOLDOWN)
     return replace(circuit, failures=failures)
+
+
+def circuit_of(endpoint: Endpoint) -> Circuit:
+    """The circuit as the endpoint row stores it."""
+    return Circuit(
+        CircuitState(endpoint.circuit),
+        endpoint.circuit_failures,
+        endpoint.circuit_until,
+        endpoint.circuit_cooldown,
+    )

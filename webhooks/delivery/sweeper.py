@@ -18,6 +18,10 @@ or its worker died. A message merely waiting in a long queue is thus duplicated 
 per window, and a duplicate is harmless: the claim lets only one through.
 
 Dead letters get the same lease on failed deliveries (:func:`lost_dead_letters`).
+
+Deliveries parked by their endpoint's controls (rate limit, FIFO, open circuit) have no due
+time, so the sweep never scans them; each sweep instead lets go what their controls now allow
+(:func:`webhooks.delivery.waiting.release_all`): the next rate-limit slots, a probe.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from webhooks.broker.publishing import (
 from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import session_scope
+from webhooks.delivery import waiting
 from webhooks.delivery.state import stamp
 from webhooks.models import Delivery, DeliveryStatus
 
@@ -73,7 +78,7 @@ def sweep(*, now: datetime | None = None, republish_after: timedelta | None = No
     """
     if republish_after is None:
         republish_after = timedelta(seconds=get_settings().republish_after_seconds)
-    total = 0
+    total = waiting.release_all(now=now or clock.now())
     for _ in range(MAX_BATCHES):
         with session_scope() as session:
             refs = due_for_publishing(

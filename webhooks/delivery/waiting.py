@@ -89,15 +89,6 @@ def uncontrolled() -> tuple[Any, ...]:
     )
 
 
-def circuit_of(endpoint: Endpoint) -> Circuit:
-    return Circuit(
-        CircuitState(endpoint.circuit),
-        endpoint.circuit_failures,
-        endpoint.circuit_until,
-        endpoint.circuit_cooldown,
-    )
-
-
 def _lock(session: Session, endpoint_id: str) -> Controls | None:
     """The endpoint's controls, its row locked until the transaction ends."""
     row = session.execute(
