@@ -3,8 +3,10 @@
 :func:`enqueue_event` (producers) and :func:`ingest` (the API's ``POST .../events``) are one
 code path, lean because producers wait on it. On Postgres one statement (:data:`_INGEST_SQL`)
 finds the tenant, the type's schema and the matching endpoints and writes the event and all
-its deliveries (a second run only when the type has a JSON Schema, once the payload has been
-checked against it); elsewhere one query looks up and one or two statements write. It runs in
+its deliveries (a second run only when the type has a JSON Schema or a matching endpoint has a
+payload ``filter``, once the payload has been checked against the one and evaluated against
+the others, in Python: :mod:`webhooks.ingest.filters`, as on every database); elsewhere one
+query looks up and one or two statements write. It runs in
 the caller's transaction, or, for ``enqueue_event`` without a session, on an autocommit
 connection where the statement is its own transaction (one round trip in all). The tasks are
 published only once the transaction has committed (:func:`webhooks.broker.publish_after_commit`
@@ -62,8 +64,10 @@ from webhooks.core.errors import DatabaseUnavailable, InvalidInput, NotFound, Pa
 from webhooks.core.ids import new_id
 from webhooks.core.prepared import PreparedStatement
 from webhooks.ingest.event_names import matches, validate_name
+from webhooks.ingest.filters import matches as passes
 from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event, EventType, Tenant
 from webhooks.ops import metrics
+from webhooks.outbound.request import envelope
 
 #: A NUL character in the serialized JSON: ``\u0000`` not preceded by an escaped backslash.
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -92,9 +96,11 @@ _MATCHING = """
 #: On Postgres the whole of an ingestion is this one statement: find the tenant, the type's
 #: schema and the matching endpoints, insert the event and one delivery per endpoint, and
 #: report it all. The event is inserted only if the type has no schema or the payload was
-#: validated against it (``:validated``: the caller runs the statement again once it has
-#: checked the schema this one returned), and only once (``ON CONFLICT DO NOTHING``: a
-#: duplicate idempotency key, or this very event inserted by a first try, inserts nothing).
+#: validated against it and no matching endpoint has a filter, or else once the caller has
+#: checked the schema and evaluated the filters this first run returned (``:checked``; the
+#: deliveries of filtered endpoints are then made for those in ``:passed``), and only once
+#: (``ON CONFLICT DO NOTHING``: a duplicate idempotency key, or this very event inserted by a
+#: first try, inserts nothing).
 #: A delivery to an enabled endpoint is due now and stamped as handed to the broker (see
 #: webhooks.sweeper); one to a disabled endpoint waits, with no due time. A delivery's id is
 #: made here: ``dlv_``, the event's ULID time, 64 random bits, so it is a ULID too. One row
@@ -108,13 +114,17 @@ type_schema AS (
     WHERE et.name = :type AND et.schema IS NOT NULL AND jsonb_typeof(et.schema) <> 'null'
 ),
 targets AS (
-    SELECT e.id, e.enabled FROM endpoints AS e JOIN tenant ON e.tenant_id = tenant.id
+    SELECT e.id, e.enabled,
+           CASE WHEN jsonb_typeof(e.filter) = 'object' THEN e.filter END AS filter
+    FROM endpoints AS e JOIN tenant ON e.tenant_id = tenant.id
     WHERE {matching}
 ),
 new_event AS (
     INSERT INTO events (id, tenant_id, type, data, timestamp, idempotency_key, created_at)
     SELECT :id, tenant.id, :type, CAST(:data AS jsonb), :timestamp, :key, :now FROM tenant
-    WHERE CAST(:validated AS boolean) OR NOT EXISTS (SELECT 1 FROM type_schema)
+    WHERE CAST(:checked AS boolean)
+       OR (NOT EXISTS (SELECT 1 FROM type_schema)
+           AND NOT EXISTS (SELECT 1 FROM targets WHERE targets.filter IS NOT NULL))
     ON CONFLICT DO NOTHING
     RETURNING id, tenant_id
 ),
@@ -128,12 +138,15 @@ new_deliveries AS (
            CASE WHEN targets.enabled THEN CAST(:now AS timestamptz) END,
            :now, :now
     FROM new_event, targets
+    WHERE targets.filter IS NULL OR targets.id = ANY (CAST(:passed AS text[]))
     RETURNING id, endpoint_id, next_attempt_at IS NOT NULL AS enabled
 )
 SELECT tenant.id AS tenant_id,
        (SELECT schema FROM type_schema) AS schema,
        EXISTS (SELECT 1 FROM new_event) AS created,
-       d.id, d.endpoint_id, d.enabled
+       d.id, d.endpoint_id, d.enabled,
+       (SELECT jsonb_agg(jsonb_build_array(targets.id, targets.filter)) FROM targets
+        WHERE targets.filter IS NOT NULL) AS filters
 FROM tenant LEFT JOIN new_deliveries AS d ON true
 """
 
@@ -145,7 +158,8 @@ _INGEST_PARAMETERS = (
     ("timestamp", "timestamptz"),
     ("key", "text"),
     ("now", "timestamptz"),
-    ("validated", "boolean"),
+    ("checked", "boolean"),
+    ("passed", "text[]"),
 )
 
 
@@ -254,8 +268,9 @@ class _Targets:
 
     tenant_id: str
     schema: dict[str, Any] | None
-    #: ``(endpoint id, filters, enabled)`` of each of the tenant's endpoints.
-    endpoints: list[tuple[str, list[str], bool]]
+    #: ``(endpoint id, event types, enabled, payload filter)`` of each of the tenant's
+    #: endpoints.
+    endpoints: list[tuple[str, list[str], bool, dict[str, Any] | None]]
 
 
 @dataclass(frozen=True)
@@ -280,7 +295,8 @@ def _validate(request: _Request) -> str:
 def _write_postgres(
     executor: Session | Connection, request: _Request, event_id: str, payload: str, now: datetime
 ) -> _Written:
-    """The one statement (twice when the type has a schema: before and after checking it)."""
+    """The one statement (twice when the type has a schema or a matching endpoint a filter:
+    before and after checking them)."""
     statement = _INGEST_BY_ID if request.by_id else _INGEST_BY_UID
 
     def run(params: dict[str, Any]) -> Sequence[Any]:
@@ -296,13 +312,18 @@ def _write_postgres(
         "timestamp": request.timestamp or now,
         "key": request.idempotency_key,
         "now": now,
-        "validated": False,
+        "checked": False,
+        "passed": [],
     }
     rows = run(params)
-    if rows and rows[0][1] is not None and not rows[0][2]:
-        # The type has a JSON Schema and nothing was written: check, then write.
+    if rows and not rows[0][2] and (rows[0][1] is not None or rows[0][6] is not None):
+        # A JSON Schema or filters, and nothing was written: check and evaluate, then write.
         _check_schema(rows[0][1], request.event_type, request.data)
-        params["validated"] = True
+        body = envelope(event_id, request.event_type, request.timestamp or now, request.data)
+        params["passed"] = [
+            endpoint_id for endpoint_id, filter_ in rows[0][6] or () if passes(filter_, body)
+        ]
+        params["checked"] = True
         rows = run(params)
     if not rows:
         raise NotFound(f"no tenant {request.tenant_ref!r}")
@@ -366,10 +387,11 @@ def _store(session: Session, request: _Request) -> IngestResult:
     targets = _lookup(session, request)
     _check_schema(targets.schema, request.event_type, request.data)
     event = _event(new_id("evt"), targets.tenant_id, request, now)
+    body = envelope(event.id, event.type, event.timestamp, event.data)
     matched = [
         _Match(new_id("dlv"), endpoint_id, enabled)
-        for endpoint_id, filters, enabled in targets.endpoints
-        if matches(filters, event.type)
+        for endpoint_id, event_types, enabled, filter_ in targets.endpoints
+        if matches(event_types, event.type) and passes(filter_, body)
     ]
     if not _write(session, event, matched):
         first = _existing(session, targets.tenant_id, request.idempotency_key)
@@ -413,13 +435,14 @@ def _lookup(session: Session, request: _Request) -> _Targets:
             _ENDPOINTS.c.id,
             _ENDPOINTS.c.event_types,
             _ENDPOINTS.c.enabled,
+            _ENDPOINTS.c.filter,
         )
         .select_from(_TENANTS.outerjoin(_ENDPOINTS, _ENDPOINTS.c.tenant_id == _TENANTS.c.id))
         .where(request.which_tenant)
     ).all()
     if not rows:
         raise NotFound(f"no tenant {request.tenant_ref!r}")
-    endpoints = [(row[2], row[3], row[4]) for row in rows if row[2] is not None]
+    endpoints = [(row[2], row[3], row[4], row[5]) for row in rows if row[2] is not None]
     return _Targets(rows[0][0], rows[0][1], endpoints)
 
 
