@@ -24,6 +24,7 @@ from webhooks.models import Delivery, DeliveryStatus, Endpoint, Tenant
 
 LEASE = timedelta(seconds=45)
 TOLERANCE = timedelta(seconds=1)
+CAP = 200
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +69,9 @@ def deliveries(
 
 def take(delivery_id: str, now: datetime) -> waiting.Decision:
     with session_scope() as session:
-        return waiting.take(session, delivery_id, now=now, lease=LEASE, tolerance=TOLERANCE)
+        return waiting.take(
+            session, delivery_id, now=now, lease=LEASE, tolerance=TOLERANCE, cap=CAP
+        )
 
 
 def row(delivery_id: str) -> Delivery:
@@ -119,7 +122,9 @@ def test_rate_limit_slots_then_parking_then_release(
     assert decisions[0].verdict is Verdict.TAKEN
     admitted = decisions[1:per_horizon]
     assert all(d.verdict is Verdict.ADMITTED for d in admitted)
-    assert [round(d.delay, 3) for d in admitted] == [0.5 * i for i in range(1, per_horizon)]
+    assert [round(d.delivery.delay, 3) for d in admitted if d.delivery] == [
+        0.5 * i for i in range(1, per_horizon)
+    ]
     assert all(d.verdict is Verdict.PARKED for d in decisions[per_horizon:])
     slotted = row(ids[1])
     assert slotted.admitted and slotted.next_attempt_at == now + timedelta(seconds=0.5)

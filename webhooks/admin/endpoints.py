@@ -28,6 +28,7 @@ from webhooks.core.clock import now
 from webhooks.core.errors import InvalidInput, NotFound
 from webhooks.core.ids import new_id
 from webhooks.delivery import rate_limit
+from webhooks.delivery.circuit import CircuitState
 from webhooks.delivery.state import release_waiting
 from webhooks.ingest.event_names import validate_filters
 from webhooks.ingest.filters import validate_filter
@@ -371,7 +372,8 @@ def update_endpoint(
 
     A PING is sent only when a field of :data:`PING_FIELDS` actually changes. Setting
     ``secret`` replaces the secret at once, without the grace period of :func:`rotate_secret`.
-    Enabling an endpoint again forgets why and since when it was failing; that, and lifting
+    Enabling an endpoint again forgets why and since when it was failing (and closes its
+    circuit); that, and lifting
     or changing its rate limit or ordering, releases the deliveries that waited for it, as
     far as its controls now allow. On error the endpoint object is left modified: the caller
     rolls the session back.
@@ -391,6 +393,8 @@ def update_endpoint(
     if "enabled" in changed and endpoint.enabled:
         endpoint.disabled_reason = None
         endpoint.failing_since = None
+        endpoint.circuit, endpoint.circuit_failures = CircuitState.CLOSED, 0
+        endpoint.circuit_until = endpoint.circuit_cooldown = None
     if changed & RELEASING_FIELDS and endpoint.enabled:
         session.flush()
         release_waiting(session, endpoint.id)

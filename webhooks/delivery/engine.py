@@ -8,6 +8,9 @@ connection returned to the pool while the receiver is called:
    that no worker holds (``locked_until`` not in the future) and whose endpoint has fewer than
    ``WEBHOOKS_ENDPOINT_CONCURRENCY`` deliveries held. So a duplicated, stale or early message
    does nothing, and there is one attempt sequence per delivery however many messages exist.
+   An endpoint with delivery controls (a rate limit, FIFO ordering, a circuit not closed)
+   is never claimed so: :func:`webhooks.delivery.waiting.take` claims its deliveries, or
+   holds them back, under the endpoint row's lock.
    When the claim fails, :func:`settle_unclaimed` says why and acts: nothing (a duplicate),
    park (the endpoint is disabled: the delivery waits for it) or defer (the endpoint is at its
    in-flight cap: try later, with a delay that grows with the delivery's age, so a hung
@@ -44,7 +47,8 @@ from webhooks.core.config import get_settings
 from webhooks.core.db import autocommit_engine, get_engine, retry_on_disconnect, session_scope
 from webhooks.core.ids import new_id
 from webhooks.core.prepared import PreparedStatement
-from webhooks.delivery import retry
+from webhooks.delivery import retry, waiting
+from webhooks.delivery.waiting import FIFO, Verdict
 from webhooks.history import recording as history
 from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Endpoint, Event
 from webhooks.outbound import signing
@@ -115,8 +119,11 @@ def process(
         return _process_postgres(delivery_id, transport, rng)
     with session_scope() as session:
         job = claim(session, delivery_id, now=clock.now())
-        if job is None:
-            return settle_unclaimed(session, delivery_id, now=clock.now(), rng=rng)
+    if job is None:
+        taken = _take_controlled(delivery_id, rng)
+        if isinstance(taken, NextStep):
+            return taken
+        job = taken
     started = clock.now()
     request = build_request(job.endpoint, job.body, at=started)
     outcome = transport.post(
@@ -143,7 +150,9 @@ _CLAIM = PreparedStatement(
           AND d.status IN ('pending', 'retrying')
           AND d.next_attempt_at <= :due
           AND (d.locked_until IS NULL OR d.locked_until <= :due)
-          AND EXISTS (SELECT 1 FROM endpoints AS e WHERE e.id = d.endpoint_id AND e.enabled)
+          AND EXISTS (SELECT 1 FROM endpoints AS e
+                      WHERE e.id = d.endpoint_id AND e.enabled AND e.rate_limit IS NULL
+                        AND e.ordering <> 'fifo' AND e.circuit = 'closed')
           AND (SELECT count(*) FROM deliveries AS held
                WHERE held.endpoint_id = d.endpoint_id
                  AND held.status IN ('pending', 'retrying')
@@ -233,6 +242,8 @@ class EndpointConfig:
     timeout_seconds: int
     failing_since: datetime | None
     enabled: bool
+    #: Always ``none``: the fast claim takes no FIFO endpoint's deliveries.
+    ordering: str = "none"
 
     def signing_secrets(self, at: datetime) -> list[str]:
         """The secrets to sign with at ``at``, newest first (two during a rotation)."""
@@ -359,14 +370,15 @@ def _record_postgres(
         "next_attempt_at": next_attempt_at,
         "now": now,
     }
-    if outcome.ok and endpoint.failing_since is None:
+    if not _changes_endpoint(job, outcome):
         # The common case: one statement, committing on its own.
         with autocommit_engine().connect() as connection:
             _RECORD.execute(connection, params)
         return step
-    with get_engine().begin() as connection:  # a real transaction: the endpoint's health too
-        connection.execute(_RECORD.text, params)
-        _update_endpoint_health(connection, endpoint, outcome, now)
+    with session_scope() as session:  # a real transaction: the endpoint's health too
+        session.execute(_RECORD.text, params)
+        _update_endpoint_health(session, endpoint, outcome, now)
+        _count_into_controls(session, job, outcome, step, now)
     return step
 
 
@@ -383,8 +395,10 @@ def _process_postgres(delivery_id: str, transport: Transport, rng: random.Random
 
     job = retry_on_disconnect(claim_it)
     if job is None:
-        with session_scope() as session:
-            return settle_unclaimed(session, delivery_id, now=clock.now(), rng=rng)
+        taken = _take_controlled(delivery_id, rng)
+        if isinstance(taken, NextStep):
+            return taken
+        job = taken
     started = clock.now()
     request = build_request(job.endpoint, job.body, at=started)
     outcome = transport.post(
@@ -422,17 +436,28 @@ def claim(session: Session, delivery_id: str, *, now: datetime) -> Job | None:
         .where(
             Delivery.id == delivery_id,
             *_claimable(now),
-            exists().where(Endpoint.id == Delivery.endpoint_id, Endpoint.enabled),
+            exists().where(
+                Endpoint.id == Delivery.endpoint_id, Endpoint.enabled, *waiting.uncontrolled()
+            ),
             in_flight < get_settings().endpoint_concurrency,
         )
         # A claim is not a change of state: updated_at stays.
         .values(locked_until=now + CLAIM_DURATION, updated_at=Delivery.updated_at)
-        .returning(Delivery.attempts, Delivery.event_id, Delivery.endpoint_id),
+        .returning(Delivery.id),
         execution_options={"synchronize_session": False},
     ).first()
     if claimed is None:
         return None
-    attempts, event_id, endpoint_id = claimed
+    return _load_job(session, delivery_id)
+
+
+def _load_job(session: Session, delivery_id: str) -> Job:
+    """What the attempt of a delivery just claimed needs (any database)."""
+    attempts, event_id, endpoint_id = session.execute(
+        select(Delivery.attempts, Delivery.event_id, Delivery.endpoint_id).where(
+            Delivery.id == delivery_id
+        )
+    ).one()
     endpoint, event_type, data, timestamp = session.execute(
         select(Endpoint, Event.type, Event.data, Event.timestamp)
         .join(Event, Event.id == event_id)
@@ -535,7 +560,48 @@ def record(
         execution_options={"synchronize_session": False},
     )
     _update_endpoint_health(session, job.endpoint, outcome, now)
+    if _changes_endpoint(job, outcome):
+        _count_into_controls(session, job, outcome, step, now)
     return step
+
+
+def _changes_endpoint(job: Job, outcome: Outcome) -> bool:
+    """Whether the attempt changes the endpoint: its health, its circuit, FIFO's next.
+
+    A success after a success changes nothing (a circuit that is not closed has failures
+    behind it, so ``failing_since`` is set), unless the endpoint is FIFO.
+    """
+    endpoint = job.endpoint
+    return not outcome.ok or endpoint.failing_since is not None or endpoint.ordering == FIFO
+
+
+def _count_into_controls(
+    session: Session, job: Job, outcome: Outcome, step: NextStep, now: datetime
+) -> None:
+    finished = outcome.ok or step.action is Next.DEAD_LETTER
+    waiting.after_attempt(session, job.endpoint.id, ok=outcome.ok, finished=finished, now=now)
+
+
+def _take_controlled(delivery_id: str, rng: random.Random) -> Job | NextStep:
+    """After the fast claim failed: claim a controlled endpoint's delivery (or hold it back),
+    else settle it as any unclaimed delivery."""
+    with session_scope() as session:
+        now = clock.now()
+        decision = waiting.take(
+            session,
+            delivery_id,
+            now=now,
+            lease=CLAIM_DURATION,
+            tolerance=CLOCK_TOLERANCE,
+            cap=get_settings().endpoint_concurrency,
+        )
+        if decision.verdict is Verdict.TAKEN:
+            return _load_job(session, delivery_id)
+        if decision.verdict is Verdict.ADMITTED and decision.delivery is not None:
+            return NextStep(Next.RETRY, decision.delivery, decision.delivery.delay)
+        if decision.verdict is Verdict.PARKED:
+            return NOTHING
+        return settle_unclaimed(session, delivery_id, now=now, rng=rng)
 
 
 def next_step(job: Job, outcome: Outcome, *, now: datetime, rng: random.Random) -> NextStep:

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, select, tuple_, update
+from sqlalchemy import Table, bindparam, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
@@ -145,8 +145,8 @@ class Verdict(Enum):
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
-    #: Seconds until the slot (``ADMITTED``).
-    delay: float = 0.0
+    #: The delivery, with the seconds until its slot (``ADMITTED``).
+    delivery: DeliveryRef | None = None
 
 
 _SKIP = Decision(Verdict.SKIP)
@@ -167,19 +167,25 @@ def take(
     now: datetime,
     lease: timedelta,
     tolerance: timedelta,
+    cap: int,
 ) -> Decision:
     """Claim a delivery of a controlled endpoint for one attempt (with ``lease``), or hold it
-    back; in ``session``'s transaction, which the caller commits."""
+    back; in ``session``'s transaction, which the caller commits. ``SKIP`` also when the
+    endpoint has ``cap`` deliveries in flight (the caller defers it as for any endpoint)."""
     row = session.execute(
-        select(Delivery.endpoint_id, Delivery.admitted, Event.timestamp)
+        select(
+            Delivery.endpoint_id, Delivery.admitted, Event.timestamp, Event.type, Delivery.attempts
+        )
         .join(Event, Event.id == Delivery.event_id)
         .where(Delivery.id == delivery_id, *_claimable(now, tolerance))
     ).one_or_none()
     if row is None:
         return _SKIP
-    endpoint_id, admitted, timestamp = row
+    endpoint_id, admitted, timestamp, event_type, attempts = row
     controls = _lock(session, endpoint_id)
     if controls is None or not controls.enabled or not controls.controlled:
+        return _SKIP
+    if _in_flight(session, endpoint_id, now) >= cap:
         return _SKIP
     still_claimable = (Delivery.id == delivery_id, *_claimable(now, tolerance))
     if not controls.circuit.admits(now) or (
@@ -203,7 +209,9 @@ def take(
                 .values(next_attempt_at=slots[0], locked_until=now, admitted=True),
                 execution_options={"synchronize_session": False},
             )
-            return Decision(Verdict.ADMITTED, (slots[0] - now).total_seconds())
+            delay = (slots[0] - now).total_seconds()
+            ref = DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay)
+            return Decision(Verdict.ADMITTED, ref)
     claimed = session.execute(
         update(Delivery)
         .where(*still_claimable)
@@ -232,6 +240,20 @@ def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
         execution_options={"synchronize_session": False},
     )
     return Decision(Verdict.PARKED)
+
+
+def _in_flight(session: Session, endpoint_id: str, now: datetime) -> int:
+    """The endpoint's deliveries held by a worker now."""
+    return (
+        session.scalar(
+            select(func.count()).where(
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.status.in_(OPEN_STATUSES),
+                Delivery.locked_until > now,
+            )
+        )
+        or 0
+    )
 
 
 def _event_order() -> tuple[Any, ...]:
