@@ -67,6 +67,12 @@ def deliveries(
     return ids
 
 
+def ahead() -> datetime:
+    """A time the test's steps all happen at, later than the real clock gets during the test
+    (a take uses the real clock when that is later: see waiting.take)."""
+    return clock.now() + timedelta(minutes=5)
+
+
 def take(delivery_id: str, now: datetime) -> waiting.Decision:
     with session_scope() as session:
         return waiting.take(
@@ -117,7 +123,7 @@ def test_rate_limit_slots_then_parking_then_release(
     endpoint_id = make_endpoint(session, tenant, rate_limit=2.0)
     per_horizon = int(2 * rate_limit.HORIZON.total_seconds())
     ids = deliveries(session, tenant, per_horizon + 3)
-    now = clock.now()
+    now = ahead()
     decisions = [take(delivery_id, now) for delivery_id in ids]
     assert decisions[0].verdict is Verdict.TAKEN
     admitted = decisions[1:per_horizon]
@@ -136,6 +142,16 @@ def test_rate_limit_slots_then_parking_then_release(
     assert take(ids[1], now + timedelta(seconds=0.5)).verdict is Verdict.TAKEN
     assert endpoint_row(endpoint_id).next_send_at == next_free
     assert not row(ids[1]).admitted
+
+    # Two slot holders whose messages both came late: the second keeps its distance.
+    late = now + timedelta(seconds=2)
+    assert take(ids[2], late).verdict is Verdict.TAKEN
+    again = take(ids[3], late)
+    assert again.verdict is Verdict.ADMITTED and again.delivery is not None
+    assert again.delivery.delay == pytest.approx(0.5)
+    assert row(ids[3]).admitted and due_time(ids[3]) == late + timedelta(seconds=0.5)
+    assert endpoint_row(endpoint_id).next_send_at == next_free  # no slot of its own
+    assert take(ids[3], late + timedelta(seconds=0.5)).verdict is Verdict.TAKEN
 
     # Ten seconds on, a release hands the parked ones the slots that came within the horizon.
     later = now + timedelta(seconds=10)
@@ -160,7 +176,7 @@ def test_fifo_sends_the_head_only_and_one_at_a_time(session: Session, tenant: Te
     first, second, third = deliveries(
         session, tenant, 3, timestamps=[base + timedelta(seconds=1), base, base]
     )
-    now = clock.now()
+    now = ahead()
     assert take(first, now).verdict is Verdict.PARKED  # not the head
     assert take(third, now).verdict is Verdict.PARKED  # same timestamp, ingested later
     assert take(second, now).verdict is Verdict.TAKEN
@@ -197,7 +213,7 @@ def test_the_circuit_opens_parks_probes_and_closes(
 ) -> None:
     endpoint_id = make_endpoint(session, tenant)
     ids = deliveries(session, tenant, 4)
-    now = clock.now()
+    now = ahead()
     for _ in range(THRESHOLD):
         with session_scope() as failing:
             waiting.after_attempt(failing, endpoint_id, ok=False, finished=False, now=now)
@@ -234,7 +250,7 @@ def test_the_circuit_opens_parks_probes_and_closes(
 def test_a_failed_probe_opens_it_for_twice_as_long(session: Session, tenant: Tenant) -> None:
     endpoint_id = make_endpoint(session, tenant)
     [delivery_id] = deliveries(session, tenant, 1)
-    now = clock.now()
+    now = ahead()
     for _ in range(THRESHOLD):
         with session_scope() as failing:
             waiting.after_attempt(failing, endpoint_id, ok=False, finished=False, now=now)

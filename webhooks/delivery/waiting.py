@@ -8,7 +8,10 @@ worker on every host sees the same slots, the same head, the same probe):
 - the circuit: closed, or its cool-down is over and this delivery becomes the probe;
 - FIFO: no delivery of the endpoint is in flight (``busy_until``) and this one is the head,
   the endpoint's first open delivery by event ``timestamp``, then ingest order (the id);
-- the rate limit: the delivery holds a slot (``admitted``), or the next free slot is now.
+- the rate limit: the delivery holds a slot (``admitted``), or the next free slot is now;
+  either way one interval has passed since the last send started (``last_sent_at``), so a
+  delivery whose message came late (a busy worker, a slow broker) never follows the one
+  before closer than the limit allows: it waits out the rest of the interval.
 
 A delivery that may go is claimed. One that may not waits without using up an attempt or a
 worker: with a rate-limit slot ahead within :data:`~webhooks.delivery.rate_limit.HORIZON`, it
@@ -37,6 +40,7 @@ from sqlalchemy import Table, bindparam, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
+from webhooks.core import clock
 from webhooks.core.db import session_scope
 from webhooks.delivery import rate_limit
 from webhooks.delivery.circuit import Circuit, CircuitState
@@ -60,6 +64,7 @@ class Controls:
     rate_limit: float | None
     ordering: str
     next_send_at: datetime | None
+    last_sent_at: datetime | None
     busy_until: datetime | None
     circuit: Circuit
 
@@ -75,6 +80,22 @@ class Controls:
             or self.fifo
             or self.circuit.state is not CircuitState.CLOSED
         )
+
+    @property
+    def spacing_from_last(self) -> datetime | None:
+        """The earliest a rate-limited endpoint's next send may start: one interval after the
+        last one started (a delivery whose message came late keeps that distance too)."""
+        if self.last_sent_at is None or self.rate_limit is None:
+            return None
+        return self.last_sent_at + rate_limit.interval(self.rate_limit)
+
+    @property
+    def next_free(self) -> datetime | None:
+        """The next slot nobody holds, never closer to the last send than the interval."""
+        spacing = self.spacing_from_last
+        if spacing is None or self.next_send_at is None:
+            return spacing or self.next_send_at
+        return max(spacing, self.next_send_at)
 
     def busy(self, now: datetime) -> bool:
         return self.busy_until is not None and self.busy_until > now
@@ -97,6 +118,7 @@ def _lock(session: Session, endpoint_id: str) -> Controls | None:
             Endpoint.rate_limit,
             Endpoint.ordering,
             Endpoint.next_send_at,
+            Endpoint.last_sent_at,
             Endpoint.busy_until,
             Endpoint.circuit,
             Endpoint.circuit_failures,
@@ -108,8 +130,8 @@ def _lock(session: Session, endpoint_id: str) -> Controls | None:
     ).one_or_none()
     if row is None:
         return None
-    circuit = Circuit(CircuitState(row[5]), row[6], row[7], row[8])
-    return Controls(endpoint_id, row[0], row[1], row[2], row[3], row[4], circuit)
+    circuit = Circuit(CircuitState(row[6]), row[7], row[8], row[9])
+    return Controls(endpoint_id, row[0], row[1], row[2], row[3], row[4], row[5], circuit)
 
 
 def _set(session: Session, endpoint_id: str, **values: Any) -> None:
@@ -185,7 +207,10 @@ def take(
     controls = _lock(session, endpoint_id)
     if controls is None or not controls.enabled or not controls.controlled:
         return _SKIP
-    if _in_flight(session, endpoint_id, now) >= cap:
+    # The time once the lock is held: the wait for it must not make the slots handed out
+    # meanwhile (stamped with their own, later, now) look like claims, nor this send early.
+    now = max(now, clock.now())
+    if _in_flight(session, endpoint_id, now + tolerance) >= cap:
         return _SKIP
     still_claimable = (Delivery.id == delivery_id, *_claimable(now, tolerance))
     if not controls.circuit.admits(now) or (
@@ -194,24 +219,30 @@ def take(
     ):
         return _park(session, still_claimable)
     endpoint_values: dict[str, Any] = {}
-    if controls.rate_limit is not None and not admitted:
-        slots, next_free = rate_limit.take(
-            controls.next_send_at, now, controls.rate_limit, count=1, horizon=rate_limit.HORIZON
-        )
-        if not slots:
-            return _park(session, still_claimable)
-        endpoint_values["next_send_at"] = next_free
-        if slots[0] > now:  # a slot ahead: wait for it in the broker
-            _set(session, endpoint_id, **endpoint_values)
+    if controls.rate_limit is not None:
+        if admitted:  # its slot is reserved; it only keeps its distance from the last send
+            slot = rate_limit.first_free(controls.spacing_from_last, now)
+        else:
+            slots, next_free = rate_limit.take(
+                controls.next_free, now, controls.rate_limit, count=1, horizon=rate_limit.HORIZON
+            )
+            if not slots:
+                return _park(session, still_claimable)
+            slot = slots[0]
+            endpoint_values["next_send_at"] = next_free
+        if slot > now:  # wait for it in the broker
+            if endpoint_values:
+                _set(session, endpoint_id, **endpoint_values)
             session.execute(
                 update(Delivery)
                 .where(*still_claimable)
-                .values(next_attempt_at=slots[0], locked_until=now, admitted=True),
+                .values(next_attempt_at=slot, locked_until=now, admitted=True),
                 execution_options={"synchronize_session": False},
             )
-            delay = (slots[0] - now).total_seconds()
+            delay = (slot - now).total_seconds()
             ref = DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay)
             return Decision(Verdict.ADMITTED, ref)
+        endpoint_values["last_sent_at"] = now
     claimed = session.execute(
         update(Delivery)
         .where(*still_claimable)
@@ -243,7 +274,8 @@ def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
 
 
 def _in_flight(session: Session, endpoint_id: str, now: datetime) -> int:
-    """The endpoint's deliveries held by a worker now."""
+    """The endpoint's deliveries held by a worker beyond ``now`` (a claim's lease, not the
+    stamp of a message on its way)."""
     return (
         session.scalar(
             select(func.count()).where(
@@ -300,7 +332,7 @@ def release(session: Session, endpoint_id: str, *, now: datetime) -> list[Delive
     if controls.rate_limit is not None:
         most = limit if limit is not None else _slots_wanted(controls.rate_limit)
         slots, _ = rate_limit.take(
-            controls.next_send_at, now, controls.rate_limit, count=most, horizon=rate_limit.HORIZON
+            controls.next_free, now, controls.rate_limit, count=most, horizon=rate_limit.HORIZON
         )
         if not slots:
             return []
