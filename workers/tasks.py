@@ -9,8 +9,8 @@ from sqlalchemy.exc import OperationalError
 
 from webhooks.broker import publishing as broker
 from webhooks.core.errors import DatabaseUnavailable
-from webhooks.delivery import dead_letter, redelivery, sweeper
-from webhooks.delivery import engine as delivery
+from webhooks.delivery import dead_letter, engine, redelivery, sweeper
+from webhooks.delivery.state import Next, NextStep
 from webhooks.history import retention
 from webhooks.ops import metrics
 from webhooks.outbound.http import Transport, default_transport
@@ -34,12 +34,12 @@ class _Metered:
         return self.outcome
 
 
-def _count(outcome: Outcome | None, step: delivery.NextStep) -> None:
+def _count(outcome: Outcome | None, step: NextStep) -> None:
     if outcome is None:
         return  # no attempt: a duplicate message, a parked or deferred delivery
     if outcome.ok:
         result = "succeeded"
-    elif step.action is delivery.Next.DEAD_LETTER:
+    elif step.action is Next.DEAD_LETTER:
         result = "failed"
     else:
         result = "retrying"
@@ -57,13 +57,13 @@ def _count(outcome: Outcome | None, step: delivery.NextStep) -> None:
 def deliver(delivery_id: str) -> None:
     """Make one attempt of a delivery and schedule what follows it."""
     transport = _Metered(default_transport())
-    step = delivery.process(delivery_id, cast(Transport, transport))
+    step = engine.process(delivery_id, cast(Transport, transport))
     _count(transport.outcome, step)
     if step.delivery is None:
         return
     if step.rides_countdown:
         broker.publish([step.delivery], countdown=step.delay)
-    elif step.action is delivery.Next.DEAD_LETTER:
+    elif step.action is Next.DEAD_LETTER:
         broker.publish_dead_letter(delivery_id)
 
 

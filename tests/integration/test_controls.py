@@ -16,14 +16,14 @@ from webhooks.broker import publishing as broker
 from webhooks.broker.publishing import DeliveryRef
 from webhooks.core import clock
 from webhooks.core.db import new_session, session_scope
-from webhooks.delivery import rate_limit, waiting
+from webhooks.delivery import rate_limit, state, waiting
 from webhooks.delivery.circuit import FIRST_COOLDOWN, THRESHOLD, CircuitState
 from webhooks.delivery.waiting import Verdict
 from webhooks.ingest.enqueue import ingest
 from webhooks.models import Delivery, DeliveryStatus, Endpoint, Tenant
 
-LEASE = timedelta(seconds=45)
-TOLERANCE = timedelta(seconds=1)
+#: The lease of a claim at the default 10 s timeout.
+LEASE = timedelta(seconds=state.lease_seconds(10))
 CAP = 200
 
 
@@ -75,9 +75,7 @@ def ahead() -> datetime:
 
 def take(delivery_id: str, now: datetime) -> waiting.Decision:
     with session_scope() as session:
-        return waiting.take(
-            session, delivery_id, now=now, lease=LEASE, tolerance=TOLERANCE, cap=CAP
-        )
+        return waiting.take(session, delivery_id, now=now, cap=CAP)
 
 
 def row(delivery_id: str) -> Delivery:

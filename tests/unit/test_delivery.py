@@ -14,9 +14,8 @@ import requests
 import responses
 
 from webhooks.broker.publishing import MAX_COUNTDOWN, DeliveryRef
-from webhooks.delivery.engine import Job, Next, next_step
 from webhooks.delivery.retry import MAX_RETRY_AFTER
-from webhooks.models import Endpoint
+from webhooks.delivery.state import Next, after_attempt
 from webhooks.outbound.http import Transport
 from webhooks.outbound.outcome import Outcome
 from webhooks.outbound.ssrf import TargetPolicy
@@ -34,19 +33,15 @@ def transport() -> Iterator[Transport]:
     sender.close()
 
 
-def job(schedule: list[int] | None = None, number: int = 1) -> Job:
-    endpoint = Endpoint(id="ep_1", tenant_id="ten_1", url=URL, retry_schedule=schedule)
-    ref = DeliveryRef("dlv_1", "ep_1", "booking.created", number - 1)
-    return Job(delivery=ref, number=number, endpoint=endpoint, body={"id": "evt_1"})
-
-
 def answer(transport: Transport, **response: Any) -> Outcome:
     transport.mock.add(responses.POST, URL, **response)  # type: ignore[attr-defined]
     return transport.post(URL, {"Content-Type": "application/json"}, b"{}", 5)
 
 
-def step_for(outcome: Outcome, **job_args: Any) -> Any:
-    return next_step(job(**job_args), outcome, now=NOW, rng=random.Random(7))
+def step_for(outcome: Outcome, schedule: list[int] | None = None, number: int = 1) -> Any:
+    ref = DeliveryRef("dlv_1", "ep_1", "booking.created", number - 1)
+    transition = after_attempt(ref, number, schedule, outcome, now=NOW, rng=random.Random(7))
+    return transition.step
 
 
 def test_2xx_is_done(transport: Transport) -> None:

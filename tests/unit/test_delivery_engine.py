@@ -21,8 +21,8 @@ from webhooks.broker.publishing import DeliveryRef
 from webhooks.core import clock
 from webhooks.core.db import new_session
 from webhooks.delivery import dead_letter, sweeper
-from webhooks.delivery.engine import Next, process
-from webhooks.delivery.state import release_waiting
+from webhooks.delivery.engine import process
+from webhooks.delivery.state import Next, release_waiting
 from webhooks.ingest.enqueue import ingest
 from webhooks.models import Attempt, Delivery, Endpoint, Tenant
 from webhooks.outbound.http import Transport

@@ -3,24 +3,7 @@
 import pytest
 
 from webhooks.core.errors import InvalidInput
-from webhooks.ingest.event_names import matches, validate_filters, validate_name
-
-
-@pytest.mark.parametrize(
-    ("filters", "name", "expected"),
-    [
-        ([], "anything.at.all", True),
-        (["booking.created"], "booking.created", True),
-        (["booking.created"], "booking.updated", False),
-        (["booking.*"], "booking.created", True),
-        (["booking.*"], "booking.x.y", True),
-        (["booking.*"], "booking", False),
-        (["booking.*"], "bookings.x", False),
-        (["a.b", "booking.*"], "booking.z", True),
-    ],
-)
-def test_matches(filters: list[str], name: str, expected: bool) -> None:
-    assert matches(filters, name) is expected
+from webhooks.ingest.event_names import validate_filters, validate_name
 
 
 @pytest.mark.parametrize("name", ["", "a..b", ".a", "a.", "a b", "a.*", "é", "x" * 201])

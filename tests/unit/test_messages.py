@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from webhooks import __version__
-from webhooks.history.recording import MAX_RESPONSE_BODY, record_attempt
+from webhooks.history.recording import attempt_values, record_attempt
 from webhooks.models import Endpoint
-from webhooks.outbound.outcome import Outcome
+from webhooks.outbound.outcome import MAX_BODY_BYTES, Outcome
 from webhooks.outbound.request import REDACTED, build_request, envelope
 
 AT = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
@@ -144,12 +144,14 @@ def test_history_redacts_signatures_and_api_key() -> None:
     request = build_request(target, BODY, at=AT)
     attempt = record_attempt(
         Session(),
-        endpoint=target,
-        delivery_id="dlv_1",
-        number=1,
-        request=request,
-        outcome=outcome(),
-        started_at=AT,
+        attempt_values(
+            endpoint=target,
+            delivery_id="dlv_1",
+            number=1,
+            request=request,
+            outcome=outcome(),
+            started_at=AT,
+        ),
     )
     kept = attempt.request_headers
     assert kept["webhook-signature"] == REDACTED
@@ -161,17 +163,19 @@ def test_history_redacts_signatures_and_api_key() -> None:
     assert (attempt.response_status, attempt.response_body, attempt.error) == (200, "ok", None)
 
 
-@pytest.mark.parametrize("size", [MAX_RESPONSE_BODY - 1, MAX_RESPONSE_BODY, MAX_RESPONSE_BODY * 3])
+@pytest.mark.parametrize("size", [MAX_BODY_BYTES - 1, MAX_BODY_BYTES, MAX_BODY_BYTES * 3])
 def test_history_keeps_the_first_64_kib_of_a_response(size: int) -> None:
     request = build_request(endpoint(), BODY, at=AT)
     attempt = record_attempt(
         Session(),
-        endpoint=endpoint(),
-        delivery_id="dlv_1",
-        number=1,
-        request=request,
-        outcome=outcome(500, b"x" * size),
-        started_at=AT,
+        attempt_values(
+            endpoint=endpoint(),
+            delivery_id="dlv_1",
+            number=1,
+            request=request,
+            outcome=outcome(500, b"x" * size),
+            started_at=AT,
+        ),
     )
     assert attempt.response_body == "x" * min(size, 64 * 1024)
 
@@ -180,12 +184,14 @@ def test_history_of_an_attempt_without_response() -> None:
     request = build_request(endpoint(), BODY, at=AT)
     attempt = record_attempt(
         Session(),
-        endpoint=endpoint(),
-        delivery_id="dlv_1",
-        number=3,
-        request=request,
-        outcome=outcome(None, b"", "timeout"),
-        started_at=AT,
+        attempt_values(
+            endpoint=endpoint(),
+            delivery_id="dlv_1",
+            number=3,
+            request=request,
+            outcome=outcome(None, b"", "timeout"),
+            started_at=AT,
+        ),
     )
     assert attempt.response_status is None and attempt.response_headers is None
     assert attempt.response_body is None and attempt.error == "timeout" and attempt.attempt == 3

@@ -157,11 +157,14 @@ def publish(refs: Sequence[DeliveryRef], *, countdown: float | None = None) -> i
     except Exception:
         if len(refs) > 1:
             sent = 0  # a failed batch: which of its messages arrived is unknown
+        # A single message can fail after it was counted (as the producer is released):
+        # whether it arrived is unknown, and it is the one named.
+        unsent = refs[sent:] or refs[-1:]
         log.exception(
             "could not publish %d of %d deliveries (the sweeper will); first: %s",
-            len(refs) - sent,
+            len(unsent),
             len(refs),
-            refs[sent].id,
+            unsent[0].id,
         )
     return sent
 

@@ -41,6 +41,10 @@ class PreparedStatement:
     name: str
     sql: str
     parameters: tuple[tuple[str, str], ...]
+    #: A statement sent first in the same round trip, whose effects (a lock) the prepared
+    #: statement must see: the two run as one implicit transaction, each statement with a
+    #: snapshot of its own. It takes ``:name`` parameters of the same list.
+    first: str | None = None
     text: TextClause = field(init=False, repr=False)
     _prepare: str = field(init=False, repr=False)
     _execute: str = field(init=False, repr=False)
@@ -53,9 +57,13 @@ class PreparedStatement:
         body = _PARAMETER.sub(lambda match: f"${positions[match.group(1)]}", self.sql)
         types = ", ".join(pg_type for _, pg_type in self.parameters)
         arguments = ", ".join(f"%({name})s" for name, _ in self.parameters)
+        execute = f"EXECUTE {self.name} ({arguments})"
+        if self.first is not None:
+            first = _PARAMETER.sub(lambda match: f"%({match.group(1)})s", self.first)
+            execute = f"{first}; {execute}"
         object.__setattr__(self, "text", text(self.sql))
         object.__setattr__(self, "_prepare", f"PREPARE {self.name} ({types}) AS {body}")
-        object.__setattr__(self, "_execute", f"EXECUTE {self.name} ({arguments})")
+        object.__setattr__(self, "_execute", execute)
 
     def execute(
         self, connection: Connection, values: Mapping[str, Any]

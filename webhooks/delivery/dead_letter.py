@@ -20,12 +20,13 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from webhooks.core.config import get_settings
 from webhooks.core.db import session_scope
 from webhooks.core.errors import ConfigurationError
-from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event
+from webhooks.delivery import state
+from webhooks.models import Delivery, Endpoint, Event
 from webhooks.ops import metrics
 
 log = logging.getLogger("webhooks.dead_letter")
@@ -66,12 +67,7 @@ def received(delivery_id: str) -> None:
     task, shown in Flower, and is not called again and again.
     """
     with session_scope() as session:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.FAILED)
-            .values(locked_until=None, updated_at=Delivery.updated_at),
-            execution_options={"synchronize_session": False},
-        )
+        state.dead_letter_received(session, delivery_id)
 
 
 def load_details(delivery_id: str) -> dict[str, Any] | None:

@@ -7,10 +7,12 @@ schedule is indexed by that number, a delivery that had used up its schedule get
 more attempt and is ``failed`` again (with a new dead letter) if that one fails too; one
 redelivered while it still had retries left carries on with them.
 
-The lease follows :mod:`webhooks.sweeper`: ``locked_until`` is stamped ``now`` in the same
-transaction (a message is on its way) and the task is published after the commit, so a lost
-message is republished by the sweeper. A worker's live claim (a lease in the future) is left
-alone: that attempt finishes and records its outcome, and a later redeliver can follow it.
+The lease follows :mod:`webhooks.delivery.sweeper`: ``locked_until`` is stamped ``now`` in
+the same transaction (a message is on its way) and the task is published after the commit,
+so a lost message is republished by the sweeper. A delivery in flight (a worker's live
+claim) is only marked: that attempt finishes and is recorded in the history, and the
+delivery is then pending and due at once, its message published by that worker
+(:mod:`webhooks.delivery.state`).
 A delivery of a disabled endpoint is parked by the first worker that sees it and goes out
 when the endpoint is enabled again.
 
@@ -27,15 +29,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, case, func, select, update
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from webhooks.broker import publishing as broker
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
 from webhooks.core import clock
 from webhooks.core.db import session_scope
+from webhooks.delivery import state
 from webhooks.history.queries import CREATION_SLACK, Window
-from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event
+from webhooks.models import Delivery, DeliveryStatus, Endpoint
 
 log = logging.getLogger("webhooks.redelivery")
 
@@ -46,40 +49,22 @@ RECOVER_BATCH = 500
 
 
 def redeliver_ids(session: Session, delivery_ids: list[str]) -> list[DeliveryRef]:
-    """Make these deliveries pending and due now; publish them after the session commits."""
+    """Make these deliveries pending and due now; publish them after the session commits.
+
+    Returns the deliveries published; one in flight is left to its worker (see the module
+    doc).
+    """
     if not delivery_ids:
         return []
-    now = clock.now()
-    rows = session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(delivery_ids))
-        .values(
-            status=DeliveryStatus.PENDING,
-            next_attempt_at=now,
-            # Stamp the hand-over, unless a worker holds a live claim (see the module doc).
-            locked_until=case((Delivery.locked_until > now, Delivery.locked_until), else_=now),
-            updated_at=now,
-        )
-        .returning(Delivery.id, Delivery.endpoint_id, Delivery.event_id, Delivery.attempts),
-        execution_options={"synchronize_session": False},
-    ).all()
-    event_ids = {row.event_id for row in rows}
-    types = {
-        event_id: event_type
-        for event_id, event_type in session.execute(
-            select(Event.id, Event.type).where(Event.id.in_(event_ids))
-        )
-    }
-    refs = [DeliveryRef(row.id, row.endpoint_id, types[row.event_id], row.attempts) for row in rows]
+    refs = state.redeliver(session, delivery_ids)
     publish_after_commit(session, refs)
     return refs
 
 
-def redeliver(session: Session, delivery: Delivery) -> DeliveryRef:
+def redeliver(session: Session, delivery: Delivery) -> None:
     """Queue ``delivery`` again (any state); the caller commits."""
-    [ref] = redeliver_ids(session, [delivery.id])
+    redeliver_ids(session, [delivery.id])
     session.refresh(delivery)
-    return ref
 
 
 @dataclass(frozen=True)

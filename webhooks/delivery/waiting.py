@@ -31,6 +31,7 @@ the next rate-limit slots and the probes, and lets nothing stay parked by a race
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -40,11 +41,11 @@ from sqlalchemy import Table, bindparam, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
-from webhooks.core import clock
 from webhooks.core.db import session_scope
-from webhooks.delivery import rate_limit
+from webhooks.delivery import rate_limit, state
 from webhooks.delivery.circuit import Circuit, CircuitState
 from webhooks.delivery.circuit import after_attempt as next_circuit
+from webhooks.delivery.state import db_now
 from webhooks.models import OPEN_STATUSES, Delivery, Endpoint, Event
 from webhooks.ops import metrics
 
@@ -67,6 +68,7 @@ class Controls:
     last_sent_at: datetime | None
     busy_until: datetime | None
     circuit: Circuit
+    timeout_seconds: int
 
     @property
     def fifo(self) -> bool:
@@ -124,6 +126,7 @@ def _lock(session: Session, endpoint_id: str) -> Controls | None:
             Endpoint.circuit_failures,
             Endpoint.circuit_until,
             Endpoint.circuit_cooldown,
+            Endpoint.timeout_seconds,
         )
         .where(Endpoint.id == endpoint_id)
         .with_for_update()
@@ -131,7 +134,7 @@ def _lock(session: Session, endpoint_id: str) -> Controls | None:
     if row is None:
         return None
     circuit = Circuit(CircuitState(row[6]), row[7], row[8], row[9])
-    return Controls(endpoint_id, row[0], row[1], row[2], row[3], row[4], row[5], circuit)
+    return Controls(endpoint_id, *row[:6], circuit, row[10])
 
 
 def _set(session: Session, endpoint_id: str, **values: Any) -> None:
@@ -169,50 +172,52 @@ class Decision:
     verdict: Verdict
     #: The delivery, with the seconds until its slot (``ADMITTED``).
     delivery: DeliveryRef | None = None
+    #: The claim (``TAKEN``): ``attempts``, ``claims`` (its fencing token), ``event_id``,
+    #: ``endpoint_id``, for :func:`webhooks.delivery.portable.load`.
+    claimed: Mapping[str, Any] | None = None
 
 
 _SKIP = Decision(Verdict.SKIP)
 
 
-def _claimable(now: datetime, tolerance: timedelta) -> tuple[Any, ...]:
+def _claimable(now: datetime) -> tuple[Any, ...]:
+    """Open, due and held by no worker (as :mod:`webhooks.delivery.state` spells it)."""
     return (
         Delivery.status.in_(OPEN_STATUSES),
-        Delivery.next_attempt_at <= now + tolerance,
-        (Delivery.locked_until.is_(None)) | (Delivery.locked_until <= now + tolerance),
+        Delivery.next_attempt_at <= now,
+        (Delivery.locked_until.is_(None)) | (Delivery.locked_until <= now),
     )
 
 
-def take(
-    session: Session,
-    delivery_id: str,
-    *,
-    now: datetime,
-    lease: timedelta,
-    tolerance: timedelta,
-    cap: int,
-) -> Decision:
-    """Claim a delivery of a controlled endpoint for one attempt (with ``lease``), or hold it
-    back; in ``session``'s transaction, which the caller commits. ``SKIP`` also when the
-    endpoint has ``cap`` deliveries in flight (the caller defers it as for any endpoint)."""
-    row = session.execute(
-        select(
-            Delivery.endpoint_id, Delivery.admitted, Event.timestamp, Event.type, Delivery.attempts
-        )
-        .join(Event, Event.id == Delivery.event_id)
-        .where(Delivery.id == delivery_id, *_claimable(now, tolerance))
-    ).one_or_none()
-    if row is None:
+def database_now(session: Session) -> datetime:
+    """The database's clock, which every host agrees on (see webhooks.delivery.state)."""
+    return cast(datetime, session.scalar(select(db_now(session))))
+
+
+def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None = None) -> Decision:
+    """Claim a delivery of a controlled endpoint for one attempt, or hold it back; in
+    ``session``'s transaction, which the caller commits. ``SKIP`` also when the endpoint has
+    ``cap`` deliveries in flight (the caller defers it as for any endpoint).
+
+    ``now`` (tests) is a time at or after the database's; the database's is read once the
+    endpoint's lock is held, so that waiting for it makes nothing look earlier than it is.
+    """
+    endpoint_id = session.scalar(select(Delivery.endpoint_id).where(Delivery.id == delivery_id))
+    if endpoint_id is None:
         return _SKIP
-    endpoint_id, admitted, timestamp, event_type, attempts = row
     controls = _lock(session, endpoint_id)
     if controls is None or not controls.enabled or not controls.controlled:
         return _SKIP
-    # The time once the lock is held: the wait for it must not make the slots handed out
-    # meanwhile (stamped with their own, later, now) look like claims, nor this send early.
-    now = max(now, clock.now())
-    if _in_flight(session, endpoint_id, now + tolerance) >= cap:
+    now = _now(session, now)
+    row = session.execute(
+        select(Delivery.admitted, Event.timestamp, Event.type, Delivery.attempts)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(Delivery.id == delivery_id, *_claimable(now))
+    ).one_or_none()
+    if row is None or _in_flight(session, endpoint_id, now) >= cap:
         return _SKIP
-    still_claimable = (Delivery.id == delivery_id, *_claimable(now, tolerance))
+    admitted, timestamp, event_type, attempts = row
+    still_claimable = (Delivery.id == delivery_id, *_claimable(now))
     if not controls.circuit.admits(now) or (
         controls.fifo
         and (controls.busy(now) or not _is_head(session, endpoint_id, delivery_id, timestamp))
@@ -243,24 +248,36 @@ def take(
             ref = DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay)
             return Decision(Verdict.ADMITTED, ref)
         endpoint_values["last_sent_at"] = now
+    lease_end = now + timedelta(seconds=state.lease_seconds(controls.timeout_seconds))
     claimed = session.execute(
         update(Delivery)
         .where(*still_claimable)
-        # A claim is not a change of state: updated_at stays.
-        .values(locked_until=now + lease, admitted=False, updated_at=Delivery.updated_at)
-        .returning(Delivery.id),
+        # A claim is not a change of state: updated_at stays. A new fencing token.
+        .values(
+            locked_until=lease_end,
+            claims=Delivery.claims + 1,
+            admitted=False,
+            updated_at=Delivery.updated_at,
+        )
+        .returning(Delivery.attempts, Delivery.claims, Delivery.event_id, Delivery.endpoint_id),
         execution_options={"synchronize_session": False},
     ).first()
     if claimed is None:
         return _SKIP
     if controls.fifo:
-        endpoint_values["busy_until"] = now + lease
+        endpoint_values["busy_until"] = lease_end
     if controls.circuit.state is not CircuitState.CLOSED:
-        endpoint_values.update(_circuit_values(controls.circuit.probing(now, lease)))
+        probing = controls.circuit.probing(now, lease_end - now)
+        endpoint_values.update(_circuit_values(probing))
         log.info("endpoint %s: circuit half open, %s is the probe", endpoint_id, delivery_id)
     if endpoint_values:
         _set(session, endpoint_id, **endpoint_values)
-    return Decision(Verdict.TAKEN)
+    return Decision(Verdict.TAKEN, claimed=claimed._asdict())
+
+
+def _now(session: Session, now: datetime | None) -> datetime:
+    database = database_now(session)
+    return database if now is None else max(now, database)
 
 
 def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
@@ -315,11 +332,17 @@ def _is_head(session: Session, endpoint_id: str, delivery_id: str, timestamp: da
 # -- Letting parked deliveries go --------------------------------------------------------------
 
 
-def release(session: Session, endpoint_id: str, *, now: datetime) -> list[DeliveryRef]:
+def release(
+    session: Session, endpoint_id: str, *, now: datetime | None = None
+) -> list[DeliveryRef]:
     """Make due what the endpoint's controls allow of its parked deliveries, publishing them
-    after the commit (each with its rate-limit slot as a countdown); returns them."""
+    after the commit (each with its rate-limit slot as a countdown); returns them. ``now``
+    as for :func:`take`."""
     controls = _lock(session, endpoint_id)
-    if controls is None or not controls.enabled or not controls.circuit.admits(now):
+    if controls is None:
+        return []
+    now = _now(session, now)
+    if not controls.enabled or not controls.circuit.admits(now):
         return []
     limit: int | None = None
     if controls.circuit.state is not CircuitState.CLOSED:
@@ -408,7 +431,7 @@ def _has_live(session: Session, endpoint_id: str) -> bool:
     )
 
 
-def release_all(*, now: datetime) -> int:
+def release_all(*, now: datetime | None = None) -> int:
     """The sweep's part: release what may go of every enabled endpoint's parked deliveries,
     one transaction per endpoint; returns how many were released."""
     with session_scope() as session:
@@ -435,7 +458,7 @@ def release_all(*, now: datetime) -> int:
 
 
 def after_attempt(
-    session: Session, endpoint_id: str, *, ok: bool, finished: bool, now: datetime
+    session: Session, endpoint_id: str, *, ok: bool, finished: bool, now: datetime | None = None
 ) -> None:
     """Count the attempt into the circuit and, for FIFO, free the endpoint for the next.
 
@@ -445,6 +468,7 @@ def after_attempt(
     controls = _lock(session, endpoint_id)
     if controls is None:
         return
+    now = _now(session, now)
     values: dict[str, Any] = {}
     circuit = next_circuit(controls.circuit, ok=ok, now=now)
     if circuit != controls.circuit:

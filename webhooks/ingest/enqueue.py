@@ -5,8 +5,8 @@ code path, lean because producers wait on it. On Postgres one statement (:data:`
 finds the tenant, the type's schema and the matching endpoints and writes the event and all
 its deliveries (a second run only when the type has a JSON Schema or a matching endpoint has a
 payload ``filter``, once the payload has been checked against the one and evaluated against
-the others, in Python: :mod:`webhooks.ingest.filters`, as on every database); elsewhere one
-query looks up and one or two statements write. It runs in
+the others, in Python on both databases: :mod:`webhooks.ingest.filters`); elsewhere one or two
+queries look up and one or two statements write. It runs in
 the caller's transaction, or, for ``enqueue_event`` without a session, on an autocommit
 connection where the statement is its own transaction (one round trip in all). The tasks are
 published only once the transaction has committed (:func:`webhooks.broker.publish_after_commit`
@@ -18,8 +18,11 @@ check-then-insert: the event is inserted with ``ON CONFLICT DO NOTHING``, and a 
 an earlier event with that key exists (Postgres makes a concurrent insert of the same key wait
 for the first one's transaction), which is then returned and nothing else is created.
 
-A delivery to a disabled endpoint is stored with no due time (``next_attempt_at`` NULL): it
-waits until :func:`webhooks.delivery.state.release_waiting` is called as the endpoint is enabled.
+Which endpoints receive the event (:func:`webhooks.ingest.event_names.matching_sql`) and the
+deliveries' rows (:func:`webhooks.delivery.state.new_deliveries_sql`) are the same SQL on
+both databases. A delivery to a disabled endpoint is stored with no due time
+(``next_attempt_at`` NULL): it waits until :func:`webhooks.delivery.state.release_waiting`
+is called as the endpoint is enabled.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from sqlalchemy import (
     Connection,
     Insert,
     Table,
+    bindparam,
     func,
-    insert,
     select,
     text,
 )
@@ -60,12 +63,15 @@ from webhooks.core.db import (
     retry_on_disconnect,
     session_scope,
 )
+from webhooks.core.dialects import POSTGRES, SQLITE, Dialect
 from webhooks.core.errors import DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge
 from webhooks.core.ids import new_id
 from webhooks.core.prepared import PreparedStatement
-from webhooks.ingest.event_names import matches, validate_name
+from webhooks.delivery.state import new_deliveries_sql
+from webhooks.ingest.event_names import matching_sql, validate_name
 from webhooks.ingest.filters import matches as passes
-from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event, EventType, Tenant
+from webhooks.models import Delivery, Endpoint, Event, EventType, Tenant
+from webhooks.models.base import UTCDateTime
 from webhooks.ops import metrics
 from webhooks.outbound.request import envelope
 
@@ -77,34 +83,53 @@ _MAX_KEY_LENGTH = 200
 # The tables, for Core statements: the hot path skips the ORM's per-statement work.
 _TENANTS = cast(Table, Tenant.__table__)
 _EVENT_TYPES = cast(Table, EventType.__table__)
-_ENDPOINTS = cast(Table, Endpoint.__table__)
 _EVENTS = cast(Table, Event.__table__)
-_DELIVERIES = cast(Table, Delivery.__table__)
+_ENDPOINTS = cast(Table, Endpoint.__table__)
 
-#: Which endpoints of the tenant receive the type (``webhooks.event_names.matches`` in SQL):
-#: no filters, the exact name, or a ``prefix.*`` whose prefix (with its dot) starts the name.
-_MATCHING = """
-    COALESCE(jsonb_array_length(CASE WHEN jsonb_typeof(e.event_types) = 'array'
-                                     THEN e.event_types END), 0) = 0
-    OR e.event_types @> jsonb_build_array(CAST(:type AS text))
-    OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(e.event_types) AS f (pattern)
-               WHERE jsonb_typeof(e.event_types) = 'array'
-                 AND right(f.pattern, 2) = '.*'
-                 AND starts_with(CAST(:type AS text), left(f.pattern, -1)))
-"""
+
+def _targets_sql(db: Dialect, tenant_id: str) -> str:
+    """The CTEs ``matched (id, enabled, filter)`` and ``targets (id, enabled)``: the
+    endpoints of the tenant ``tenant_id`` (SQL) that receive ``:type``, and of those with a
+    payload filter the ones listed in ``:passed`` (a JSON array of ids: their filters were
+    evaluated against the event by the caller).
+
+    A disabled endpoint is read again under a share lock, which waits for a transaction
+    enabling it: either that transaction commits first and the delivery is due now, or this
+    one does and the enabling releases the delivery it parked (see
+    :func:`webhooks.delivery.state.release_waiting`).
+    """
+    return f"""
+    matched AS (
+        SELECT e.id, e.enabled,
+               CASE WHEN {db.json_type("e.filter")} = 'object' THEN e.filter END AS filter
+        FROM endpoints AS e
+        WHERE e.tenant_id = {tenant_id} AND {matching_sql(db, "e.event_types")}
+    ),
+    passing AS (
+        SELECT id, enabled FROM matched
+        WHERE filter IS NULL
+           OR id IN (SELECT f.value FROM {db.elements(db.json_text(":passed"))})
+    ),
+    paused AS (
+        SELECT e.id, e.enabled FROM endpoints AS e
+        WHERE e.id IN (SELECT id FROM passing WHERE NOT enabled) {db.for_share}
+    ),
+    targets AS (
+        SELECT passing.id, COALESCE(paused.enabled, passing.enabled) AS enabled
+        FROM passing LEFT JOIN paused ON paused.id = passing.id
+    )
+    """
+
 
 #: On Postgres the whole of an ingestion is this one statement: find the tenant, the type's
 #: schema and the matching endpoints, insert the event and one delivery per endpoint, and
-#: report it all. The event is inserted only if the type has no schema or the payload was
-#: validated against it and no matching endpoint has a filter, or else once the caller has
-#: checked the schema and evaluated the filters this first run returned (``:checked``; the
-#: deliveries of filtered endpoints are then made for those in ``:passed``), and only once
-#: (``ON CONFLICT DO NOTHING``: a duplicate idempotency key, or this very event inserted by a
-#: first try, inserts nothing).
-#: A delivery to an enabled endpoint is due now and stamped as handed to the broker (see
-#: webhooks.sweeper); one to a disabled endpoint waits, with no due time. A delivery's id is
-#: made here: ``dlv_``, the event's ULID time, 64 random bits, so it is a ULID too. One row
-#: per delivery (one with NULLs when there is none); no row at all for an unknown tenant.
+#: report it all. The event is inserted only if the type has no schema and no matching
+#: endpoint a filter, or else once the caller has checked the payload against the schema and
+#: evaluated the filters this first run returned (``:validated``, and ``:passed`` the
+#: endpoints whose filter matched), and only once (``ON CONFLICT DO NOTHING``: a
+#: duplicate idempotency key, or this very event inserted by a first try, inserts nothing).
+#: The deliveries are :func:`webhooks.delivery.state.new_deliveries_sql`'s. One row per
+#: delivery (one with NULLs when there is none); no row at all for an unknown tenant.
 _INGEST_SQL = """
 WITH tenant AS (
     SELECT id FROM tenants WHERE {tenant_column} = :tenant
@@ -113,42 +138,46 @@ type_schema AS (
     SELECT et.schema FROM event_types AS et JOIN tenant ON et.tenant_id = tenant.id
     WHERE et.name = :type AND et.schema IS NOT NULL AND jsonb_typeof(et.schema) <> 'null'
 ),
-targets AS (
-    SELECT e.id, e.enabled,
-           CASE WHEN jsonb_typeof(e.filter) = 'object' THEN e.filter END AS filter
-    FROM endpoints AS e JOIN tenant ON e.tenant_id = tenant.id
-    WHERE {matching}
-),
+{targets},
 new_event AS (
     INSERT INTO events (id, tenant_id, type, data, timestamp, idempotency_key, created_at)
     SELECT :id, tenant.id, :type, CAST(:data AS jsonb), :timestamp, :key, :now FROM tenant
-    WHERE CAST(:checked AS boolean)
+    WHERE CAST(:validated AS boolean)
        OR (NOT EXISTS (SELECT 1 FROM type_schema)
-           AND NOT EXISTS (SELECT 1 FROM targets WHERE targets.filter IS NOT NULL))
+           AND NOT EXISTS (SELECT 1 FROM matched WHERE matched.filter IS NOT NULL))
     ON CONFLICT DO NOTHING
     RETURNING id, tenant_id
 ),
-new_deliveries AS (
-    INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, status, attempts,
-                            next_attempt_at, locked_until, created_at, updated_at)
-    SELECT 'dlv_' || substr(new_event.id, 5, 10)
-                  || upper(substr(md5(CAST(gen_random_uuid() AS text)), 1, 16)),
-           new_event.tenant_id, new_event.id, targets.id, 'pending', 0,
-           CASE WHEN targets.enabled THEN CAST(:now AS timestamptz) END,
-           CASE WHEN targets.enabled THEN CAST(:now AS timestamptz) END,
-           :now, :now
-    FROM new_event, targets
-    WHERE targets.filter IS NULL OR targets.id = ANY (CAST(:passed AS text[]))
-    RETURNING id, endpoint_id, next_attempt_at IS NOT NULL AS enabled
-)
+new_deliveries AS ({deliveries})
 SELECT tenant.id AS tenant_id,
        (SELECT schema FROM type_schema) AS schema,
        EXISTS (SELECT 1 FROM new_event) AS created,
        d.id, d.endpoint_id, d.enabled,
-       (SELECT jsonb_agg(jsonb_build_array(targets.id, targets.filter)) FROM targets
-        WHERE targets.filter IS NOT NULL) AS filters
+       (SELECT jsonb_agg(jsonb_build_array(matched.id, matched.filter)) FROM matched
+        WHERE matched.filter IS NOT NULL) AS filters
 FROM tenant LEFT JOIN new_deliveries AS d ON true
 """
+
+#: Elsewhere (SQLite), after the event was inserted: the same targets and deliveries.
+_DELIVERIES_SQL = text(
+    f"WITH {_targets_sql(SQLITE, ':tenant_id')} "
+    + new_deliveries_sql(
+        SQLITE, event="(SELECT :event_id AS id, :tenant_id AS tenant_id) AS new_event"
+    )
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+#: Elsewhere, before the event is inserted: the filters of the matching endpoints that have one.
+_FILTERS_SQL = text(
+    f"WITH {_targets_sql(SQLITE, ':tenant_id')} "
+    "SELECT id, filter FROM matched WHERE filter IS NOT NULL"
+).columns(filter=_ENDPOINTS.c.filter.type)
+
+
+def _passed(filters: Sequence[Sequence[Any]], body: dict[str, Any]) -> str:
+    """Of ``(endpoint id, filter)`` pairs, the ids of those whose filter the event's envelope
+    ``body`` passes, as the JSON array ``:passed`` of :func:`_targets_sql`."""
+    return json.dumps([endpoint_id for endpoint_id, filter_ in filters if passes(filter_, body)])
+
 
 _INGEST_PARAMETERS = (
     ("tenant", "text"),
@@ -158,15 +187,19 @@ _INGEST_PARAMETERS = (
     ("timestamp", "timestamptz"),
     ("key", "text"),
     ("now", "timestamptz"),
-    ("checked", "boolean"),
-    ("passed", "text[]"),
+    ("validated", "boolean"),
+    ("passed", "text"),
 )
 
 
 def _ingest_statement(tenant_column: str) -> PreparedStatement:
     """The statement for one way of naming the tenant: prepared for ``enqueue_event``'s own
     autocommit connection, as text in a caller's transaction (see webhooks.prepared)."""
-    sql = _INGEST_SQL.format(tenant_column=tenant_column, matching=_MATCHING)
+    sql = _INGEST_SQL.format(
+        tenant_column=tenant_column,
+        targets=_targets_sql(POSTGRES, "(SELECT id FROM tenant)"),
+        deliveries=new_deliveries_sql(POSTGRES, event="new_event"),
+    )
     return PreparedStatement(f"webhooks_ingest_by_{tenant_column}", sql, _INGEST_PARAMETERS)
 
 
@@ -263,17 +296,6 @@ class _Match:
 
 
 @dataclass(frozen=True)
-class _Targets:
-    """What one query tells about a tenant for an event type."""
-
-    tenant_id: str
-    schema: dict[str, Any] | None
-    #: ``(endpoint id, event types, enabled, payload filter)`` of each of the tenant's
-    #: endpoints.
-    endpoints: list[tuple[str, list[str], bool, dict[str, Any] | None]]
-
-
-@dataclass(frozen=True)
 class _Written:
     """What the one Postgres statement did."""
 
@@ -312,18 +334,16 @@ def _write_postgres(
         "timestamp": request.timestamp or now,
         "key": request.idempotency_key,
         "now": now,
-        "checked": False,
-        "passed": [],
+        "validated": False,
+        "passed": "[]",
     }
     rows = run(params)
     if rows and not rows[0][2] and (rows[0][1] is not None or rows[0][6] is not None):
         # A JSON Schema or filters, and nothing was written: check and evaluate, then write.
         _check_schema(rows[0][1], request.event_type, request.data)
         body = envelope(event_id, request.event_type, request.timestamp or now, request.data)
-        params["passed"] = [
-            endpoint_id for endpoint_id, filter_ in rows[0][6] or () if passes(filter_, body)
-        ]
-        params["checked"] = True
+        params["passed"] = _passed(rows[0][6] or [], body)
+        params["validated"] = True
         rows = run(params)
     if not rows:
         raise NotFound(f"no tenant {request.tenant_ref!r}")
@@ -384,17 +404,16 @@ def _store(session: Session, request: _Request) -> IngestResult:
         publish_after_commit(session, _refs(event.type, written.matched))
         metrics.event_ingested(len(written.matched))
         return IngestResult(event, True, len(written.matched))
-    targets = _lookup(session, request)
-    _check_schema(targets.schema, request.event_type, request.data)
-    event = _event(new_id("evt"), targets.tenant_id, request, now)
+    tenant_id, schema = _lookup(session, request)
+    _check_schema(schema, request.event_type, request.data)
+    event = _event(new_id("evt"), tenant_id, request, now)
+    filters = session.execute(
+        _FILTERS_SQL, {"tenant_id": tenant_id, "type": event.type, "passed": "[]"}
+    ).all()
     body = envelope(event.id, event.type, event.timestamp, event.data)
-    matched = [
-        _Match(new_id("dlv"), endpoint_id, enabled)
-        for endpoint_id, event_types, enabled, filter_ in targets.endpoints
-        if matches(event_types, event.type) and passes(filter_, body)
-    ]
-    if not _write(session, event, matched):
-        first = _existing(session, targets.tenant_id, request.idempotency_key)
+    matched = _write(session, event, _passed(filters, body))
+    if matched is None:
+        first = _existing(session, tenant_id, request.idempotency_key)
         return IngestResult(first, False, _delivery_count(session, first.id))
     publish_after_commit(session, _refs(event.type, matched))
     metrics.event_ingested(len(matched))
@@ -418,8 +437,8 @@ _FIRST_EVENT_ID = text(
 )
 
 
-def _lookup(session: Session, request: _Request) -> _Targets:
-    """The tenant, the type's schema and the tenant's endpoints, in one round trip."""
+def _lookup(session: Session, request: _Request) -> tuple[str, dict[str, Any] | None]:
+    """The tenant's id and the type's schema, in one round trip."""
     schema = (
         select(_EVENT_TYPES.c.schema)
         .where(
@@ -428,22 +447,10 @@ def _lookup(session: Session, request: _Request) -> _Targets:
         )
         .scalar_subquery()
     )
-    rows = session.execute(
-        select(
-            _TENANTS.c.id,
-            schema,
-            _ENDPOINTS.c.id,
-            _ENDPOINTS.c.event_types,
-            _ENDPOINTS.c.enabled,
-            _ENDPOINTS.c.filter,
-        )
-        .select_from(_TENANTS.outerjoin(_ENDPOINTS, _ENDPOINTS.c.tenant_id == _TENANTS.c.id))
-        .where(request.which_tenant)
-    ).all()
-    if not rows:
+    row = session.execute(select(_TENANTS.c.id, schema).where(request.which_tenant)).first()
+    if row is None:
         raise NotFound(f"no tenant {request.tenant_ref!r}")
-    endpoints = [(row[2], row[3], row[4], row[5]) for row in rows if row[2] is not None]
-    return _Targets(rows[0][0], rows[0][1], endpoints)
+    return row[0], row[1]
 
 
 @contextmanager
@@ -519,36 +526,27 @@ def _check_schema(schema: dict[str, Any] | None, event_type: str, data: Any) -> 
         )
 
 
-def _write(session: Session, event: Event, matched: list[_Match]) -> bool:
-    """Insert the event and its deliveries; False (and nothing written) for a duplicate key.
+def _write(session: Session, event: Event, passed: str) -> list[_Match] | None:
+    """Insert the event and its deliveries; None (and nothing written) for a duplicate key.
 
     Not Postgres (which has :data:`_INGEST_SQL`): the event goes first and the deliveries
-    follow if it was new.
+    follow if it was new (``passed``: see :func:`_passed`).
     """
     values = {column.key: getattr(event, column.key) for column in _EVENTS.columns}
     statement = _insert_ignoring_conflicts(session).values(values).returning(_EVENTS.c.id)
     if session.execute(statement).first() is None:
-        return False
-    if matched:
-        now = event.created_at
-        rows = [
-            {
-                "id": m.id,
-                "tenant_id": event.tenant_id,
-                "event_id": event.id,
-                "endpoint_id": m.endpoint_id,
-                "status": DeliveryStatus.PENDING,
-                "attempts": 0,
-                "next_attempt_at": now if m.enabled else None,
-                "locked_until": now if m.enabled else None,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for m in matched
-        ]
-        # Core, not the ORM's bulk insert, which would put the default for a None.
-        session.execute(insert(_DELIVERIES), rows)
-    return True
+        return None
+    rows = session.execute(
+        _DELIVERIES_SQL,
+        {
+            "type": event.type,
+            "tenant_id": event.tenant_id,
+            "event_id": event.id,
+            "now": event.created_at,
+            "passed": passed,
+        },
+    )
+    return [_Match(row[0], row[1], bool(row[2])) for row in rows]
 
 
 def _insert_ignoring_conflicts(session: Session) -> Insert:

@@ -9,6 +9,7 @@ is a name, or a prefix followed by ``.*``, which matches every name below that p
 import re
 from collections.abc import Sequence
 
+from webhooks.core.dialects import Dialect
 from webhooks.core.errors import InvalidInput
 
 _SEGMENT = r"[A-Za-z0-9_-]+"
@@ -39,14 +40,20 @@ def validate_filters(filters: Sequence[str], field: str = "event_types") -> list
     return list(dict.fromkeys(filters))
 
 
-def matches(filters: Sequence[str], name: str) -> bool:
-    """Whether an endpoint with ``filters`` receives events of type ``name``."""
-    if not filters:
-        return True
-    for pattern in filters:
-        if pattern.endswith(".*"):
-            if name.startswith(pattern[:-1]):
-                return True
-        elif pattern == name:
-            return True
-    return False
+def matching_sql(db: Dialect, filters: str) -> str:
+    """Whether an endpoint whose filters are the JSON array ``filters`` (SQL) receives events
+    of type ``:type``: it has no filters, one is the name, or one is a ``prefix.*`` whose
+    prefix with its dot starts the name.
+
+    The only definition of matching: ingestion runs it in the database on both storage
+    paths, so that the Postgres path can find the endpoints and write in one statement.
+    """
+    name = "CAST(:type AS text)"
+    return f"""(
+        NOT EXISTS (SELECT 1 FROM {db.elements(filters)})
+        OR EXISTS (SELECT 1 FROM {db.elements(filters)}
+                   WHERE f.value = {name}
+                      OR (substr(f.value, length(f.value) - 1) = '.*'
+                          AND substr({name}, 1, length(f.value) - 1)
+                              = substr(f.value, 1, length(f.value) - 1)))
+    )"""

@@ -1,7 +1,7 @@
 """The optional catalogue of event types: names, descriptions and payload schemas.
 
 A tenant may declare the types it sends, each with a JSON Schema; ingestion then refuses a
-payload that does not match its type's schema (:func:`schema_for`). Types not in the
+payload that does not match its type's schema. Types not in the
 catalogue are accepted as they come: the catalogue documents and guards, it does not gate.
 """
 
@@ -140,12 +140,3 @@ def get_event_type(session: Session, tenant_id: str, name: str) -> EventType:
     if event_type is None:
         raise NotFound(f"no event type {name!r}")
     return event_type
-
-
-def schema_for(session: Session, tenant_id: str, event_type: str) -> dict[str, Any] | None:
-    """The JSON Schema that payloads of ``event_type`` must match, if the catalogue has one."""
-    return session.scalar(
-        select(EventType.schema).where(
-            EventType.tenant_id == tenant_id, EventType.name == event_type
-        )
-    )

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webhooks.core.ids import new_id
@@ -14,6 +14,9 @@ FAILED = text(
     "error IS NOT NULL OR response_status < 200 OR response_status >= 300"
     " OR response_status IS NULL"
 )
+
+#: An attempt made under a claim that still held.
+COUNTED = text("NOT stale")
 
 
 class Attempt(Base):
@@ -28,6 +31,16 @@ class Attempt(Base):
         # webhooks.history_queries.attempt_failed, as Postgres normalises it).
         Index(
             "ix_attempts_failed", "endpoint_id", "id", postgresql_where=FAILED, sqlite_where=FAILED
+        ),
+        # One attempt sequence per delivery: numbers never repeat among the attempts that
+        # counted.
+        Index(
+            "uq_attempts_delivery_id_attempt",
+            "delivery_id",
+            "attempt",
+            unique=True,
+            postgresql_where=COUNTED,
+            sqlite_where=COUNTED,
         ),
     )
 
@@ -46,3 +59,5 @@ class Attempt(Base):
     response_headers: Mapped[dict[str, Any] | None]
     response_body: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(String(32))
+    #: Made by a worker whose claim had been taken over: kept as history, changed nothing.
+    stale: Mapped[bool] = mapped_column(default=False, server_default=false())

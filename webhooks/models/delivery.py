@@ -82,8 +82,13 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     #: When the next attempt is due; None once the delivery is finished.
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=now)
-    #: A worker's claim: until then, no other worker sends this delivery.
+    #: A worker's claim: until then, no other worker sends this delivery (see
+    #: webhooks.delivery.state for what a time in the past means).
     locked_until: Mapped[datetime | None]
+    #: How many times it was claimed: the fencing token of the latest claim.
+    claims: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    #: A redeliver arrived during a live claim: due again as soon as that attempt ends.
+    redeliver_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
     last_status_code: Mapped[int | None]
     #: A rate-limit slot is reserved for it at ``next_attempt_at`` (or it is the circuit's
     #: probe): its claim takes no slot of its own (webhooks.delivery.waiting).

@@ -45,14 +45,11 @@ from urllib3.util.connection import create_connection
 from webhooks.core.config import get_settings
 from webhooks.core.errors import TargetRefused
 from webhooks.outbound import ssrf
-from webhooks.outbound.outcome import Outcome
+from webhooks.outbound.outcome import MAX_BODY_BYTES, Outcome
 from webhooks.outbound.request import USER_AGENT
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
-
-#: Most of a response body that is read and kept; the rest is never downloaded.
-MAX_BODY_BYTES = 64 * 1024
 
 #: What ``post`` turns into an :class:`Outcome`; anything else is a bug and propagates.
 _FAILURES = (

@@ -5,6 +5,10 @@ Its own module so that readers of the history need not import the HTTP transport
 
 from dataclasses import dataclass
 
+#: Most of a response body that is read and kept (the transport never downloads the rest,
+#: the history keeps no more of any body it is given).
+MAX_BODY_BYTES = 64 * 1024
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from webhooks.core.errors import InvalidInput
 from webhooks.core.ids import new_id
-from webhooks.history.recording import record_attempt
+from webhooks.history.recording import attempt_values, record_attempt
 from webhooks.models import Attempt, Endpoint
 from webhooks.outbound.http import Transport
 from webhooks.outbound.outcome import Outcome
@@ -45,8 +45,7 @@ def record_ping(
     at: datetime,
 ) -> Attempt:
     """Keep a PING in the endpoint's run history: an attempt of no delivery."""
-    return record_attempt(
-        session,
+    values = attempt_values(
         endpoint=endpoint,
         delivery_id=None,
         number=1,
@@ -54,6 +53,7 @@ def record_ping(
         outcome=outcome,
         started_at=at,
     )
+    return record_attempt(session, values)
 
 
 def describe(outcome: Outcome) -> str:

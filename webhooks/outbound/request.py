@@ -8,16 +8,41 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from webhooks import __version__
 from webhooks.core.clock import rfc3339
-from webhooks.models import Endpoint
 from webhooks.outbound import signing, template
 
 USER_AGENT = f"webhooks/{__version__}"
 REDACTED = "[redacted]"
 PING_TYPE = "ping"
+
+
+class RequestTarget(Protocol):
+    """What a request is built from: an ORM endpoint (a PING) or the engine's read-only copy
+    of one (a delivery)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def headers(self) -> dict[str, Any]: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def template(self) -> str | None: ...
+    @property
+    def signature_header(self) -> str | None: ...
+    @property
+    def api_key_header(self) -> str | None: ...
+    @property
+    def api_key(self) -> str | None: ...
+
+    def signing_secrets(self, at: datetime) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -34,14 +59,16 @@ def envelope(event_id: str, event_type: str, timestamp: datetime, data: Any) -> 
     return {"id": event_id, "type": event_type, "timestamp": rfc3339(timestamp), "data": data}
 
 
-def render_body(endpoint: Endpoint, body: Mapping[str, Any]) -> bytes:
+def render_body(endpoint: RequestTarget, body: Mapping[str, Any]) -> bytes:
     """The envelope as compact UTF-8 JSON, or rendered through the endpoint's template."""
     if endpoint.template is None:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     return template.render(endpoint.template, body, content_type=endpoint.content_type)
 
 
-def build_request(endpoint: Endpoint, body: Mapping[str, Any], *, at: datetime) -> OutgoingRequest:
+def build_request(
+    endpoint: RequestTarget, body: Mapping[str, Any], *, at: datetime
+) -> OutgoingRequest:
     """The signed request for ``body`` (an :func:`envelope`) to ``endpoint`` at time ``at``.
 
     Custom headers come after ``User-Agent`` (a receiver may want its own) but before the
@@ -59,7 +86,7 @@ def build_request(endpoint: Endpoint, body: Mapping[str, Any], *, at: datetime) 
     return OutgoingRequest(url=endpoint.url, headers=headers, body=payload)
 
 
-def redacted_headers(request: OutgoingRequest, endpoint: Endpoint) -> dict[str, str]:
+def redacted_headers(request: OutgoingRequest, endpoint: RequestTarget) -> dict[str, str]:
     """The request's headers as history keeps them: signatures and the API key hidden."""
     hidden = {"webhook-signature"}
     for name in (endpoint.signature_header, endpoint.api_key_header):

@@ -10,9 +10,9 @@ Some receivers predate that standard and expect a single hex HMAC of the body in
 their choosing (Umbrella Faces' ``X-FacesWebhookSignature``, Avionté's ``X-Payload-Signature``);
 :func:`hex_signature` computes that one.
 
-Everything here is a pure function of its arguments: the worker calls it once per delivery
-attempt with the secrets it has just decrypted, and nothing is cached between calls, so no key
-material outlives the attempt in module state.
+Everything here is a pure function of its arguments, so nothing here keeps a secret. The
+worker does: it keeps decrypted secrets for a few minutes to skip decryption on every attempt
+(:data:`webhooks.delivery.job.SECRET_CACHE_SECONDS`).
 
 .. _Standard Webhooks: https://www.standardwebhooks.com/
 """

@@ -1,7 +1,7 @@
 """delivery controls: endpoint filter, rate limit, ordering, circuit breaker; waiting deliveries
 
 Revision ID: 0010
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01 21:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0010"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,91 @@
+"""The engine's Postgres path: one prepared statement to claim, one to record.
+
+Each runs on an autocommit connection and commits on its own (no ``BEGIN`` / ``COMMIT``
+round trips), with driver rows instead of ORM objects. The SQL is the portable path's
+(:mod:`webhooks.delivery.state`, :mod:`webhooks.delivery.job`,
+:mod:`webhooks.history.recording`), composed here with Postgres's data-modifying CTEs so
+that each step is a single statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from webhooks.core.db import autocommit_engine, retry_on_disconnect
+from webhooks.core.dialects import POSTGRES
+from webhooks.core.prepared import PreparedStatement
+from webhooks.delivery import state
+from webhooks.delivery.job import load_sql
+from webhooks.delivery.state import Written
+from webhooks.history.recording import insert_attempt_sql
+
+#: The claim and the load of what the attempt needs. Claims of one endpoint take turns on
+#: an advisory lock first, so that each counts the endpoint's live claims after the one
+#: before it committed: the in-flight cap holds exactly under any concurrency.
+_CLAIM = PreparedStatement(
+    "webhooks_claim",
+    f"WITH claimed AS ({state.claim_sql(POSTGRES)}) {load_sql('claimed')}",
+    (("id", "text"), ("cap", "integer"), ("lease_base", "double precision")),
+    first=(
+        "SELECT pg_advisory_xact_lock(1751474027, hashtext(endpoint_id)) "
+        "FROM deliveries WHERE id = :id"
+    ),
+)
+
+#: The record: the delivery's new state (fenced by its claim), the endpoint's health and
+#: the attempt row, which is marked stale when the claim was lost. Its id is chosen before
+#: the first try, so a retry after a lost reply adds no second row.
+_RECORD = PreparedStatement(
+    "webhooks_record",
+    f"""
+    WITH held AS ({state.record_sql(POSTGRES)}),
+    health AS ({state.health_sql(POSTGRES, held="EXISTS (SELECT 1 FROM held)")}),
+    attempt AS ({insert_attempt_sql(stale="NOT EXISTS (SELECT 1 FROM held)")})
+    SELECT (SELECT status FROM held) AS status,
+           (SELECT disabled_reason FROM health) AS disabled_reason
+    """,
+    (
+        ("id", "text"),
+        ("tenant_id", "text"),
+        ("delivery_id", "text"),
+        ("endpoint_id", "text"),
+        ("attempt", "integer"),
+        ("started_at", "timestamptz"),
+        ("duration_ms", "integer"),
+        ("request_url", "text"),
+        ("request_headers", "jsonb"),
+        ("request_body", "text"),
+        ("response_status", "integer"),
+        ("response_headers", "jsonb"),
+        ("response_body", "text"),
+        ("error", "text"),
+        ("status", "text"),
+        ("due_in", "double precision"),
+        ("stamp", "boolean"),
+        ("claim", "integer"),
+        ("ok", "boolean"),
+        ("gone_reason", "text"),
+        ("days", "integer"),
+        ("disable_after", "double precision"),
+    ),
+)
+
+
+def claim(delivery_id: str) -> Mapping[str, Any] | None:
+    """Claim the delivery; its row for :meth:`webhooks.delivery.job.Job.from_row`, or None."""
+
+    def run() -> Mapping[str, Any] | None:
+        with autocommit_engine().connect() as connection:
+            rows = _CLAIM.execute(connection, state.claim_parameters(delivery_id)).mappings()
+            row = rows.first()
+            return None if row is None else dict(row)
+
+    return retry_on_disconnect(run)
+
+
+def record(parameters: Mapping[str, Any]) -> Written:
+    """Write the attempt (:func:`webhooks.delivery.state.record_parameters`)."""
+    with autocommit_engine().connect() as connection:
+        status, disabled_reason = _RECORD.execute(connection, parameters).one()
+    return Written(status, disabled_reason)
