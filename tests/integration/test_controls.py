@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tests.api_client import Caller
+from webhooks.admin.endpoints import update_endpoint
 from webhooks.admin.tenants import create_tenant
 from webhooks.broker import publishing as broker
 from webhooks.broker.publishing import DeliveryRef
@@ -21,6 +23,12 @@ from webhooks.delivery.circuit import FIRST_COOLDOWN, THRESHOLD, CircuitState
 from webhooks.delivery.waiting import Verdict
 from webhooks.ingest.enqueue import ingest
 from webhooks.models import Delivery, DeliveryStatus, Endpoint, Tenant
+from webhooks.ops import metrics
+from webhooks.outbound.http import Transport
+from webhooks.outbound.ssrf import TargetPolicy
+
+#: Enabling and reordering need no request (only a change of the URL or request shape PINGs).
+NO_TRANSPORT = Transport(TargetPolicy(), user_agent="webhooks/test")
 
 #: The lease of a claim at the default 10 s timeout.
 LEASE = timedelta(seconds=state.lease_seconds(10))
@@ -272,3 +280,60 @@ def test_release_all_skips_disabled_endpoints_and_releases_the_rest(
         enabling.execute(update(Endpoint).where(Endpoint.id == paused).values(enabled=True))
     assert waiting.release_all(now=clock.now()) == 2
     assert sorted(ref.id for ref in published) == sorted(ids)
+
+
+def test_circuit_in_the_endpoint_json_stats_and_metrics(
+    admin: Caller, session: Session, tenant: Tenant
+) -> None:
+    endpoint_id = make_endpoint(session, tenant)
+    path = f"/v1/tenants/acme/endpoints/{endpoint_id}"
+    assert admin.get(path).get_json()["circuit"] == "closed"
+    opened = metrics.CIRCUITS_OPENED._value.get()
+    closed = metrics.CIRCUITS_CLOSED._value.get()
+    for _ in range(THRESHOLD):
+        with session_scope() as failing:
+            waiting.after_attempt(failing, endpoint_id, ok=False, finished=False)
+    assert metrics.CIRCUITS_OPENED._value.get() == opened + 1
+    assert admin.get(path).get_json()["circuit"] == "open"
+    assert admin.get(f"{path}/stats").get_json()["circuit"] == "open"
+    with session_scope() as cooled:  # the cool-down is over: the probe is due
+        cooled.execute(
+            update(Endpoint)
+            .where(Endpoint.id == endpoint_id)
+            .values(circuit_until=clock.now() - timedelta(seconds=1))
+        )
+    assert admin.get(path).get_json()["circuit"] == "half_open"
+    with session_scope() as success:
+        waiting.after_attempt(success, endpoint_id, ok=True, finished=True)
+    assert metrics.CIRCUITS_CLOSED._value.get() == closed + 1
+    assert admin.get(f"{path}/stats").get_json()["circuit"] == "closed"
+
+
+def test_an_endpoint_at_its_in_flight_cap_is_left_to_the_usual_deferral(
+    session: Session, tenant: Tenant
+) -> None:
+    make_endpoint(session, tenant, rate_limit=1000.0)
+    first, second = deliveries(session, tenant, 2)
+    now = ahead()
+    with session_scope() as taking:
+        assert waiting.take(taking, first, now=now, cap=1).verdict is Verdict.TAKEN
+    with session_scope() as taking:
+        assert waiting.take(taking, second, now=now, cap=1).verdict is Verdict.SKIP
+    assert row(second).next_attempt_at is not None  # untouched: neither parked nor slotted
+
+
+def test_enabling_an_endpoint_releases_through_its_controls(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    endpoint_id = make_endpoint(session, tenant, enabled=False, ordering="fifo")
+    ids = deliveries(session, tenant, 3)
+    with session_scope() as enabling:
+        endpoint = enabling.get(Endpoint, endpoint_id)
+        assert endpoint is not None
+        update_endpoint(enabling, endpoint, {"enabled": True}, transport=NO_TRANSPORT)
+    assert [ref.id for ref in published] == ids[:1]  # FIFO: the head only
+    with session_scope() as switching:
+        endpoint = switching.get(Endpoint, endpoint_id)
+        assert endpoint is not None
+        update_endpoint(switching, endpoint, {"ordering": "none"}, transport=NO_TRANSPORT)
+    assert [ref.id for ref in published] == ids  # and the rest once it is not FIFO
