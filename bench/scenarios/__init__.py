@@ -32,6 +32,11 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     ),
     "rss": ("bench.scenarios.rss", "worker RSS growth over a long run"),
     "history": ("bench.scenarios.history", "history pages p95 on 1M attempts; purge vs inserts"),
+    "controls": (
+        "bench.scenarios.controls",
+        "rate-limit accuracy, healthy latency beside rate-limited and open-circuit endpoints,"
+        " FIFO throughput",
+    ),
 }
 
 

@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = ("--quick", "--size", "100", "--pools", "gevent")
-SCENARIOS = ("throughput", "latency", "hol", "enqueue", "rss", "history")
+SCENARIOS = ("throughput", "latency", "hol", "enqueue", "rss", "history", "controls")
 
 
 @pytest.mark.e2e

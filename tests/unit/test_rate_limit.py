@@ -88,9 +88,3 @@ def test_a_request_gets_what_it_asks_for_within_the_horizon(
 def test_the_interval_never_rounds_the_rate_up(rate: float) -> None:
     assert interval(rate).total_seconds() * rate >= 1
     assert interval(rate) - timedelta(seconds=1 / rate) <= timedelta(microseconds=1)
-
-
-def test_a_free_slot_is_one_not_in_the_future() -> None:
-    assert rate_limit.is_free(None, START)
-    assert rate_limit.is_free(START, START)
-    assert not rate_limit.is_free(START + timedelta(microseconds=1), START)

@@ -10,7 +10,8 @@ whole second's quota at once.
 A delivery that finds no free slot now is given one ahead of time, if the slot is within the
 :data:`HORIZON` (it then waits in the broker as a countdown); else it is parked and given a
 slot later, by whatever releases waiting deliveries (:mod:`webhooks.delivery.waiting`). Either
-way a waiting delivery uses up no attempt.
+way a waiting delivery uses up no attempt. It goes in its slot, or up to :data:`GRACE` after
+it (a message is never exactly on time); a delivery later than that takes a new slot.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from datetime import datetime, timedelta
 
 HORIZON = timedelta(seconds=15)
 """How far ahead slots are handed out (the sweeps in between keep the next ones coming)."""
+
+GRACE = timedelta(seconds=1)
+"""How late after its slot a delivery may still go in it. Later (its message was held up),
+it takes a new slot: a window of ``w`` seconds then holds at most ``(w + 1) * rate + 1``
+sends however the messages arrive, and ordinary lateness (milliseconds) wastes no slot."""
 
 MIN_RATE = 0.001
 """Slowest limit: one delivery every 1000 seconds."""
@@ -37,11 +43,6 @@ def interval(rate: float) -> timedelta:
 def first_free(next_free: datetime | None, now: datetime) -> datetime:
     """The earliest slot: the stored next free one, or now if that has passed."""
     return now if next_free is None or next_free < now else next_free
-
-
-def is_free(next_free: datetime | None, now: datetime) -> bool:
-    """Whether a delivery may go right now."""
-    return next_free is None or next_free <= now
 
 
 def take(

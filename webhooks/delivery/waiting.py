@@ -8,10 +8,11 @@ worker on every host sees the same slots, the same head, the same probe):
 - the circuit: closed, or its cool-down is over and this delivery becomes the probe;
 - FIFO: no delivery of the endpoint is in flight (``busy_until``) and this one is the head,
   the endpoint's first open delivery by event ``timestamp``, then ingest order (the id);
-- the rate limit: the delivery holds a slot (``admitted``), or the next free slot is now;
-  either way one interval has passed since the last send started (``last_sent_at``), so a
-  delivery whose message came late (a busy worker, a slow broker) never follows the one
-  before closer than the limit allows: it waits out the rest of the interval.
+- the rate limit: the delivery holds a slot (``admitted``) that has come and is not long
+  past (:data:`~webhooks.delivery.rate_limit.GRACE`), or the next free slot is now. A slot
+  holder whose message came later than that (a stalled worker, a broker that held it) takes
+  a new slot like a new delivery, so messages that were held up and arrive together are
+  spaced again instead of going out in a burst.
 
 A delivery that may go is claimed. One that may not waits without using up an attempt or a
 worker: with a rate-limit slot ahead within :data:`~webhooks.delivery.rate_limit.HORIZON`, it
@@ -37,7 +38,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, func, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
@@ -65,7 +66,6 @@ class Controls:
     rate_limit: float | None
     ordering: str
     next_send_at: datetime | None
-    last_sent_at: datetime | None
     busy_until: datetime | None
     circuit: Circuit
     timeout_seconds: int
@@ -83,22 +83,6 @@ class Controls:
             or self.circuit.state is not CircuitState.CLOSED
         )
 
-    @property
-    def spacing_from_last(self) -> datetime | None:
-        """The earliest a rate-limited endpoint's next send may start: one interval after the
-        last one started (a delivery whose message came late keeps that distance too)."""
-        if self.last_sent_at is None or self.rate_limit is None:
-            return None
-        return self.last_sent_at + rate_limit.interval(self.rate_limit)
-
-    @property
-    def next_free(self) -> datetime | None:
-        """The next slot nobody holds, never closer to the last send than the interval."""
-        spacing = self.spacing_from_last
-        if spacing is None or self.next_send_at is None:
-            return spacing or self.next_send_at
-        return max(spacing, self.next_send_at)
-
     def busy(self, now: datetime) -> bool:
         return self.busy_until is not None and self.busy_until > now
 
@@ -112,15 +96,15 @@ def uncontrolled() -> tuple[Any, ...]:
     )
 
 
-def _lock(session: Session, endpoint_id: str) -> Controls | None:
-    """The endpoint's controls, its row locked until the transaction ends."""
+def _lock(session: Session, endpoint_id: str, *, lock: bool = True) -> Controls | None:
+    """The endpoint's controls, its row locked until the transaction ends (without ``lock``:
+    only if no other transaction holds it, else None; see :func:`take`)."""
     row = session.execute(
         select(
             Endpoint.enabled,
             Endpoint.rate_limit,
             Endpoint.ordering,
             Endpoint.next_send_at,
-            Endpoint.last_sent_at,
             Endpoint.busy_until,
             Endpoint.circuit,
             Endpoint.circuit_failures,
@@ -129,12 +113,12 @@ def _lock(session: Session, endpoint_id: str) -> Controls | None:
             Endpoint.timeout_seconds,
         )
         .where(Endpoint.id == endpoint_id)
-        .with_for_update()
+        .with_for_update(skip_locked=not lock)
     ).one_or_none()
     if row is None:
         return None
-    circuit = Circuit(CircuitState(row[6]), row[7], row[8], row[9])
-    return Controls(endpoint_id, *row[:6], circuit, row[10])
+    circuit = Circuit(CircuitState(row[5]), row[6], row[7], row[8])
+    return Controls(endpoint_id, *row[:5], circuit, row[9])
 
 
 def _set(session: Session, endpoint_id: str, **values: Any) -> None:
@@ -202,21 +186,34 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     ``now`` (tests) is a time at or after the database's; the database's is read once the
     endpoint's lock is held, so that waiting for it makes nothing look earlier than it is.
     """
-    endpoint_id = session.scalar(select(Delivery.endpoint_id).where(Delivery.id == delivery_id))
-    if endpoint_id is None:
+    found = session.execute(
+        select(Delivery.endpoint_id, Delivery.admitted).where(Delivery.id == delivery_id)
+    ).one_or_none()
+    if found is None:
         return _SKIP
-    controls = _lock(session, endpoint_id)
-    if controls is None or not controls.enabled or not controls.controlled:
+    endpoint_id, holds_slot = found
+    controls = _lock(session, endpoint_id, lock=holds_slot)
+    if controls is None:  # another delivery of the endpoint is being taken right now
+        return _park_contended(session, delivery_id, endpoint_id, now)
+    if not controls.enabled or not controls.controlled:
         return _SKIP
     now = _now(session, now)
     row = session.execute(
-        select(Delivery.admitted, Event.timestamp, Event.type, Delivery.attempts)
+        select(
+            Delivery.admitted,
+            Delivery.next_attempt_at,
+            Event.timestamp,
+            Event.type,
+            Delivery.attempts,
+        )
         .join(Event, Event.id == Delivery.event_id)
         .where(Delivery.id == delivery_id, *_claimable(now))
     ).one_or_none()
-    if row is None or _in_flight(session, endpoint_id, now) >= cap:
+    if row is None:
+        return _early(session, delivery_id, now)
+    if _in_flight(session, endpoint_id, now) >= cap:
         return _SKIP
-    admitted, timestamp, event_type, attempts = row
+    admitted, due, timestamp, event_type, attempts = row
     still_claimable = (Delivery.id == delivery_id, *_claimable(now))
     if not controls.circuit.admits(now) or (
         controls.fifo
@@ -224,17 +221,16 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     ):
         return _park(session, still_claimable)
     endpoint_values: dict[str, Any] = {}
-    if controls.rate_limit is not None:
-        if admitted:  # its slot is reserved; it only keeps its distance from the last send
-            slot = rate_limit.first_free(controls.spacing_from_last, now)
-        else:
-            slots, next_free = rate_limit.take(
-                controls.next_free, now, controls.rate_limit, count=1, horizon=rate_limit.HORIZON
-            )
-            if not slots:
-                return _park(session, still_claimable)
-            slot = slots[0]
-            endpoint_values["next_send_at"] = next_free
+    if controls.rate_limit is not None and not (
+        admitted and now <= cast(datetime, due) + rate_limit.GRACE
+    ):
+        slots, next_free = rate_limit.take(
+            controls.next_send_at, now, controls.rate_limit, count=1, horizon=rate_limit.HORIZON
+        )
+        if not slots:
+            return _park(session, still_claimable)
+        slot = slots[0]
+        endpoint_values["next_send_at"] = next_free
         if slot > now:  # wait for it in the broker
             if endpoint_values:
                 _set(session, endpoint_id, **endpoint_values)
@@ -246,8 +242,8 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             )
             delay = (slot - now).total_seconds()
             ref = DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay)
+            _slots_for_the_parked(session, controls, now)
             return Decision(Verdict.ADMITTED, ref)
-        endpoint_values["last_sent_at"] = now
     lease_end = now + timedelta(seconds=state.lease_seconds(controls.timeout_seconds))
     claimed = session.execute(
         update(Delivery)
@@ -272,12 +268,65 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
         log.info("endpoint %s: circuit half open, %s is the probe", endpoint_id, delivery_id)
     if endpoint_values:
         _set(session, endpoint_id, **endpoint_values)
+    _slots_for_the_parked(session, controls, now)
     return Decision(Verdict.TAKEN, claimed=claimed._asdict())
+
+
+def _slots_for_the_parked(session: Session, controls: Controls, now: datetime) -> None:
+    """While the lock is held anyway: give parked deliveries of a rate-limited endpoint the
+    slots now within the horizon (those parked as the lock was busy get their turn at once,
+    not at the next sweep)."""
+    if controls.rate_limit is not None and not controls.fifo:
+        release(session, controls.id, now=now)
+
+
+def _early(session: Session, delivery_id: str, now: datetime) -> Decision:
+    """A slot holder whose message came before its slot (a countdown fires to the
+    millisecond, not to the microsecond): it waits out the rest, with a message stamped now.
+    Anything else not claimable is no business of the controls."""
+    ahead = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.admitted,
+            Delivery.status.in_(OPEN_STATUSES),
+            Delivery.next_attempt_at > now,
+            (Delivery.locked_until.is_(None)) | (Delivery.locked_until <= now),
+        )
+        .values(locked_until=now, updated_at=Delivery.updated_at)
+        .returning(Delivery.endpoint_id, Delivery.attempts, Delivery.next_attempt_at, Event.type)
+        .where(Event.id == Delivery.event_id),
+        execution_options={"synchronize_session": False},
+    ).first()
+    if ahead is None:
+        return _SKIP
+    endpoint_id, attempts, slot, event_type = ahead
+    delay = (cast(datetime, slot) - now).total_seconds()
+    return Decision(
+        Verdict.ADMITTED, DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay)
+    )
 
 
 def _now(session: Session, now: datetime | None) -> datetime:
     database = database_now(session)
     return database if now is None else max(now, database)
+
+
+def _park_contended(
+    session: Session, delivery_id: str, endpoint_id: str, now: datetime | None
+) -> Decision:
+    """A new delivery of an endpoint whose lock another take holds: parked at once if the
+    endpoint is controlled, rather than queueing on the lock (a backlog arriving at once
+    would otherwise have every worker's greenlets wait on one row); the next release gives
+    it its turn."""
+    controlled = session.scalar(
+        select(Endpoint.id).where(
+            Endpoint.id == endpoint_id, Endpoint.enabled, ~and_(*uncontrolled())
+        )
+    )
+    if controlled is None:
+        return _SKIP
+    return _park(session, (Delivery.id == delivery_id, *_claimable(_now(session, now))))
 
 
 def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
@@ -355,7 +404,7 @@ def release(
     if controls.rate_limit is not None:
         most = limit if limit is not None else _slots_wanted(controls.rate_limit)
         slots, _ = rate_limit.take(
-            controls.next_free, now, controls.rate_limit, count=most, horizon=rate_limit.HORIZON
+            controls.next_send_at, now, controls.rate_limit, count=most, horizon=rate_limit.HORIZON
         )
         if not slots:
             return []

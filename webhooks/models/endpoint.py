@@ -46,9 +46,8 @@ class Endpoint(Base):
     rate_limit: Mapped[float | None]
     #: ``none``, or ``fifo``: one delivery in flight at a time, in event order.
     ordering: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
-    #: The next free send slot of a rate-limited endpoint, and when its last send started.
+    #: The next free send slot of a rate-limited endpoint.
     next_send_at: Mapped[datetime | None]
-    last_sent_at: Mapped[datetime | None]
     #: FIFO: the lease of the delivery in flight (None or past: none is).
     busy_until: Mapped[datetime | None]
     #: The circuit breaker (webhooks.delivery.circuit): state, failures in a row, the end of

@@ -28,7 +28,6 @@ def upgrade() -> None:
             sa.Column("ordering", sa.String(length=8), server_default="none", nullable=False)
         )
         batch.add_column(sa.Column("next_send_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("last_sent_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("busy_until", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(
             sa.Column("circuit", sa.String(length=16), server_default="closed", nullable=False)
@@ -62,7 +61,6 @@ def downgrade() -> None:
             "circuit_failures",
             "circuit",
             "busy_until",
-            "last_sent_at",
             "next_send_at",
             "ordering",
             "rate_limit",
