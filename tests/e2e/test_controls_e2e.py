@@ -112,18 +112,19 @@ def test_a_rate_limit_spaces_the_sends_and_delivers_all(
     )
     assert sorted(body["id"] for body in got.verified()) == sorted(events)
     # Slots are exactly 200 ms apart and no attempt starts before its slot, but each starts a
-    # little late (the worker's load: tens of ms, a few hundred at worst on a busy shared
-    # machine), so single gaps vary around 200 ms. What the receiver can count on:
+    # little late (the worker's load: tens of ms, a few hundred as the burst comes in on a busy
+    # machine), and at most 250 ms late (later, it takes a new slot): any window of w seconds
+    # holds at most (w + 0.25) * 5 + 1 arrivals, give or take the network's few ms.
     with new_session() as check:
         query = select(Attempt.started_at).where(Attempt.endpoint_id == limited)
         starts = sorted(check.scalars(query))
-    assert starts[-1] - starts[0] >= timedelta(seconds=29 * 0.2)  # never ahead of the slots
+    assert starts[-1] - starts[0] >= timedelta(seconds=29 * 0.2 * 0.95)
     arrivals = got.arrivals
     assert arrivals[-1] - arrivals[0] >= 29 * 0.2 * 0.95  # 5/s overall, within 5 %
-    for index, first in enumerate(arrivals):  # any 2 s hold their 10, give or take the jitter
+    for index, first in enumerate(arrivals):  # any 2 s: at most 12 (10, and the grace's 1.25)
         assert sum(1 for t in arrivals[index:] if t < first + 2.0) <= 12
     spans = [later - first for first, later in zip(arrivals, arrivals[5:], strict=False)]
-    assert min(spans) >= 0.4, spans  # never a second's quota in a burst
+    assert min(spans) >= 0.7, spans  # 6 arrivals (a second's 5, and one) take 0.75 s or more
     assert all(d.attempts == 1 for d in deliveries_of(limited))  # waiting used up no attempt
 
 
@@ -141,7 +142,8 @@ def test_fifo_delivers_in_order_one_at_a_time_through_retries(
     assert [body["data"]["n"] for body in got.verified()] == [1, 1, 1, 2, 3, 4, 5]
     assert got.most_in_flight == 1
     assert [d.attempts for d in deliveries_of(ordered)] == [3, 1, 1, 1, 1]
-    assert endpoint_row(ordered).busy_until is None
+    # The last attempt's bookkeeping commits just after its record.
+    wait_until(lambda: endpoint_row(ordered).busy_until is None, 5, "the endpoint freed")
 
 
 def test_the_circuit_opens_holds_deliveries_then_the_probe_closes_it(

@@ -159,10 +159,10 @@ def test_rate_limit_slots_then_parking_then_release(
     # A slot holder a little late still goes in its slot (and the two parked left get the
     # slots now in the horizon); one held up for longer than the grace takes a new slot at
     # the end of the line, as a new delivery would.
-    assert take(ids[2], due_time(ids[2]) + rate_limit.GRACE).verdict is Verdict.TAKEN
+    assert take(ids[2], due_time(ids[2]) + rate_limit.grace(2.0)).verdict is Verdict.TAKEN
     assert all(row(d).admitted for d in ids[per_horizon:])
     pointer = endpoint_row(endpoint_id).next_send_at
-    late = due_time(ids[3]) + rate_limit.GRACE + timedelta(milliseconds=1)
+    late = due_time(ids[3]) + rate_limit.grace(2.0) + timedelta(milliseconds=1)
     again = take(ids[3], late)
     assert again.verdict is Verdict.ADMITTED and due_time(ids[3]) == pointer
     waiting_slots = sorted(due_time(d) for d in ids[3:])

@@ -10,7 +10,7 @@ whole second's quota at once.
 A delivery that finds no free slot now is given one ahead of time, if the slot is within the
 :data:`HORIZON` (it then waits in the broker as a countdown); else it is parked and given a
 slot later, by whatever releases waiting deliveries (:mod:`webhooks.delivery.waiting`). Either
-way a waiting delivery uses up no attempt. It goes in its slot, or up to :data:`GRACE` after
+way a waiting delivery uses up no attempt. It goes in its slot, or up to :func:`grace` after
 it (a message is never exactly on time); a delivery later than that takes a new slot.
 """
 
@@ -22,10 +22,9 @@ from datetime import datetime, timedelta
 HORIZON = timedelta(seconds=15)
 """How far ahead slots are handed out (the sweeps in between keep the next ones coming)."""
 
-GRACE = timedelta(seconds=1)
-"""How late after its slot a delivery may still go in it. Later (its message was held up),
-it takes a new slot: a window of ``w`` seconds then holds at most ``(w + 1) * rate + 1``
-sends however the messages arrive, and ordinary lateness (milliseconds) wastes no slot."""
+MIN_GRACE = timedelta(milliseconds=250)
+"""The least time after its slot a delivery may still go in it (see :func:`grace`)."""
+
 
 MIN_RATE = 0.001
 """Slowest limit: one delivery every 1000 seconds."""
@@ -38,6 +37,14 @@ def interval(rate: float) -> timedelta:
     """Time between two sends at ``rate`` a second, rounded up to the microsecond (so the
     limit is never exceeded by rounding)."""
     return timedelta(microseconds=math.ceil(1_000_000 / rate))
+
+
+def grace(rate: float) -> timedelta:
+    """How late after its slot a delivery may still go in it: a quarter of a second, or one
+    interval if that is longer. Later (its message was held up), it takes a new slot: a window
+    of ``w`` seconds then holds at most ``(w + grace) * rate + 1`` sends however the messages
+    arrive, and ordinary lateness (milliseconds) wastes no slot."""
+    return max(MIN_GRACE, interval(rate))
 
 
 def first_free(next_free: datetime | None, now: datetime) -> datetime:

@@ -9,7 +9,7 @@ worker on every host sees the same slots, the same head, the same probe):
 - FIFO: no delivery of the endpoint is in flight (``busy_until``) and this one is the head,
   the endpoint's first open delivery by event ``timestamp``, then ingest order (the id);
 - the rate limit: the delivery holds a slot (``admitted``) that has come and is not long
-  past (:data:`~webhooks.delivery.rate_limit.GRACE`), or the next free slot is now. A slot
+  past (:func:`~webhooks.delivery.rate_limit.grace`), or the next free slot is now. A slot
   holder whose message came later than that (a stalled worker, a broker that held it) takes
   a new slot like a new delivery, so messages that were held up and arrive together are
   spaced again instead of going out in a burst.
@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, exists, func, select, tuple_, update
+from sqlalchemy import Table, bindparam, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
@@ -222,7 +222,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
         return _park(session, still_claimable)
     endpoint_values: dict[str, Any] = {}
     if controls.rate_limit is not None and not (
-        admitted and now <= cast(datetime, due) + rate_limit.GRACE
+        admitted and now <= cast(datetime, due) + rate_limit.grace(controls.rate_limit)
     ):
         slots, next_free = rate_limit.take(
             controls.next_send_at, now, controls.rate_limit, count=1, horizon=rate_limit.HORIZON
@@ -316,15 +316,20 @@ def _park_contended(
     session: Session, delivery_id: str, endpoint_id: str, now: datetime | None
 ) -> Decision:
     """A new delivery of an endpoint whose lock another take holds: parked at once if the
-    endpoint is controlled, rather than queueing on the lock (a backlog arriving at once
-    would otherwise have every worker's greenlets wait on one row); the next release gives
-    it its turn."""
-    controlled = session.scalar(
+    endpoint has a rate limit or an open circuit, rather than queueing on the lock (a backlog
+    arriving at once would otherwise have every worker's greenlets wait on one row); the lock's
+    holder hands out slots to the parked (or the sweep, or the circuit's closing, releases
+    them). A FIFO endpoint's is left to the usual short deferral instead: it may be the head,
+    which nothing else would release."""
+    rate_limited_or_open = session.scalar(
         select(Endpoint.id).where(
-            Endpoint.id == endpoint_id, Endpoint.enabled, ~and_(*uncontrolled())
+            Endpoint.id == endpoint_id,
+            Endpoint.enabled,
+            Endpoint.ordering != FIFO,
+            (Endpoint.rate_limit.is_not(None)) | (Endpoint.circuit != CircuitState.CLOSED),
         )
     )
-    if controlled is None:
+    if rate_limited_or_open is None:
         return _SKIP
     return _park(session, (Delivery.id == delivery_id, *_claimable(_now(session, now))))
 
