@@ -7,8 +7,9 @@ The state table (also in docs/reliability.md, "Delivery states")::
     retrying                                   handed to the broker (a message may be queued)
     pending    a time           future         claimed: one worker is making an attempt
     retrying                                   (``claims`` is that claim's fencing token)
-    pending    NULL             NULL           parked: waits for its disabled endpoint
-    retrying
+    pending    NULL             NULL           parked: waits for its disabled endpoint, or for
+    retrying                                   its endpoint's controls (rate limit, FIFO, open
+                                               circuit: webhooks.delivery.waiting)
     succeeded  NULL             NULL           finished
     failed     NULL             past / NULL    finished; a past lease is its dead letter's
                                                hand-over, cleared once the letter arrived
@@ -17,7 +18,8 @@ Every writer goes through this module: ingest (:func:`new_delivery_sql`), the cl
 record (:data:`CLAIM_SQL`, :data:`RECORD_SQL`, used by both storage paths), parking and
 deferring a delivery that could not be claimed (:func:`settle_unclaimed`), the sweeper's and
 redelivery's stamps (:func:`stamp`, :func:`redeliver`), enabling an endpoint
-(:func:`release_waiting`), dead letters (:func:`dead_letter_received`) and retention (which
+(:func:`release_waiting`), the delivery controls (:mod:`webhooks.delivery.waiting`: their
+claim, parking and releases), dead letters (:func:`dead_letter_received`) and retention (which
 only deletes finished rows).
 
 Fencing: a claim adds one to ``claims`` and the worker keeps the new value; the record
