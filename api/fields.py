@@ -103,6 +103,10 @@ class Number(fields.Float):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValidationError("Must be a number.")
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise ValidationError("Numbers must be finite.") from None
+        if not math.isfinite(number):
             raise ValidationError("Numbers must be finite.")
-        return float(value)
+        return number

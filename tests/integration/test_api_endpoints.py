@@ -259,6 +259,7 @@ def _headers(count: int) -> dict[str, str]:
         ({"rate_limit": 10_001}, "rate_limit"),
         ({"rate_limit": "5"}, "rate_limit"),
         ({"rate_limit": True}, "rate_limit"),
+        ({"rate_limit": 10**400}, "rate_limit"),
         ({"ordering": "lifo"}, "ordering"),
         ({"ordering": 1}, "ordering"),
         ({"circuit": "open"}, "circuit"),

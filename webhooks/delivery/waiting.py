@@ -87,15 +87,6 @@ class Controls:
         return self.busy_until is not None and self.busy_until > now
 
 
-def uncontrolled() -> tuple[Any, ...]:
-    """The condition, on :class:`Endpoint`, that the fast claim may take its deliveries."""
-    return (
-        Endpoint.rate_limit.is_(None),
-        Endpoint.ordering != FIFO,
-        Endpoint.circuit == CircuitState.CLOSED,
-    )
-
-
 def _lock(session: Session, endpoint_id: str, *, lock: bool = True) -> Controls | None:
     """The endpoint's controls, its row locked until the transaction ends (without ``lock``:
     only if no other transaction holds it, else None; see :func:`take`)."""
@@ -173,7 +164,7 @@ def _claimable(now: datetime) -> tuple[Any, ...]:
     )
 
 
-def database_now(session: Session) -> datetime:
+def _database_now(session: Session) -> datetime:
     """The database's clock, which every host agrees on (see webhooks.delivery.state)."""
     return cast(datetime, session.scalar(select(db_now(session))))
 
@@ -308,7 +299,7 @@ def _early(session: Session, delivery_id: str, now: datetime) -> Decision:
 
 
 def _now(session: Session, now: datetime | None) -> datetime:
-    database = database_now(session)
+    database = _database_now(session)
     return database if now is None else max(now, database)
 
 
