@@ -233,7 +233,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             )
             delay = (slot - now).total_seconds()
             ref = DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay)
-            _slots_for_the_parked(session, controls, now)
+            _slots_for_the_parked(session, controls, next_free, now)
             return Decision(Verdict.ADMITTED, ref)
     lease_end = now + timedelta(seconds=state.lease_seconds(controls.timeout_seconds))
     claimed = session.execute(
@@ -259,15 +259,21 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
         log.info("endpoint %s: circuit half open, %s is the probe", endpoint_id, delivery_id)
     if endpoint_values:
         _set(session, endpoint_id, **endpoint_values)
-    _slots_for_the_parked(session, controls, now)
+    _slots_for_the_parked(
+        session, controls, endpoint_values.get("next_send_at", controls.next_send_at), now
+    )
     return Decision(Verdict.TAKEN, claimed=claimed._asdict())
 
 
-def _slots_for_the_parked(session: Session, controls: Controls, now: datetime) -> None:
+def _slots_for_the_parked(
+    session: Session, controls: Controls, next_free: datetime | None, now: datetime
+) -> None:
     """While the lock is held anyway: give parked deliveries of a rate-limited endpoint the
     slots now within the horizon (those parked as the lock was busy get their turn at once,
-    not at the next sweep)."""
-    if controls.rate_limit is not None and not controls.fifo:
+    not at the next sweep). Nothing to do while the next free slot is beyond it."""
+    if controls.rate_limit is None or controls.fifo:
+        return
+    if next_free is None or next_free < now + rate_limit.HORIZON:
         release(session, controls.id, now=now)
 
 
