@@ -116,3 +116,18 @@ class MaskedHeaders(fields.Dict):
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return None if value is None else mask_headers(value)
+
+
+class Number(fields.Float):
+    """A JSON number: not a string of digits, not a boolean, finite."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("Must be a number.")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise ValidationError("Numbers must be finite.") from None
+        if not math.isfinite(number):
+            raise ValidationError("Numbers must be finite.")
+        return number

@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from webhooks.core.errors import WebhooksError
 
+__version__: str
 try:
     __version__ = version("webhooks-dispatcher")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree

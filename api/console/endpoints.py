@@ -92,7 +92,7 @@ def _endpoint_page(
         "console/endpoint.html",
         tenant=tenant,
         endpoint=endpoint,
-        stats=endpoint_stats(db.session(), endpoint.id),
+        stats=endpoint_stats(db.session(), endpoint),
         span=span,
         spans=list(SPANS),
         charts=charts(attempt_series(db.session(), endpoint.id, span, until=until), until),

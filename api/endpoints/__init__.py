@@ -17,11 +17,13 @@ from marshmallow import Schema, fields, missing, validate
 from api import db
 from api.auth import tenant_access
 from api.blueprint import Blueprint
-from api.fields import MaskedHeaders, Text, Timestamp, anchored
+from api.fields import JSON, MaskedHeaders, Number, Text, Timestamp, anchored
 from api.pagination import PageArgs, page_of, paginate
 from webhooks.admin import endpoints as rules
 from webhooks.core import clock
 from webhooks.core.clock import rfc3339
+from webhooks.delivery import rate_limit
+from webhooks.delivery.circuit import CircuitState, circuit_of
 from webhooks.ingest.event_names import FILTER_PATTERN
 from webhooks.models import Endpoint, Tenant
 from webhooks.outbound import client_tls, receiver_auth, signing
@@ -121,6 +123,18 @@ class EndpointSchema(Schema):
             "nullable": True,
             "description": "While a rotation is under way: when the previous secret stops "
             "signing beside the current one (null otherwise)",
+        },
+    )
+    filter = fields.Dict(dump_only=True, allow_none=True)
+    rate_limit = fields.Float(dump_only=True, allow_none=True)
+    ordering = fields.String(dump_only=True, metadata={"enum": list(rules.ORDERINGS)})
+    circuit = fields.Function(
+        lambda endpoint: str(circuit_of(endpoint).shown(clock.now())),
+        dump_only=True,
+        metadata={
+            "enum": [str(state) for state in CircuitState],
+            "description": "The circuit breaker: closed, open (deliveries wait), half_open"
+            " (a probe is due or on its way)",
         },
     )
     created_at = Timestamp(dump_only=True)
@@ -226,6 +240,27 @@ class EndpointPatchSchema(Schema):
         ClientCertificateSchema,
         allow_none=True,
         metadata={"description": "Presented to receivers that ask for mutual TLS"},
+    )
+    filter = JSON(
+        object_only=True,
+        allow_none=True,
+        metadata={
+            "description": "A condition on the envelope: {path: value or {$operator: ...}},"
+            " $and/$or/$not; null: every event of its types",
+        },
+    )
+    rate_limit = Number(
+        allow_none=True,
+        metadata={
+            "minimum": rate_limit.MIN_RATE,
+            "maximum": rate_limit.MAX_RATE,
+            "description": "Most deliveries per second, across every worker; null: unlimited",
+        },
+    )
+    ordering = Text(
+        allow_none=True,
+        validate=validate.OneOf(rules.ORDERINGS),
+        metadata={"description": "fifo: one delivery at a time, in event order"},
     )
     verify = _strict_boolean(
         load_default=True,

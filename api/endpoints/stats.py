@@ -12,6 +12,7 @@ from api.auth import tenant_access
 from api.blueprint import Blueprint
 from api.fields import Timestamp
 from webhooks.admin import endpoints as rules
+from webhooks.delivery.circuit import CircuitState
 from webhooks.history.stats import WINDOWS, EndpointStats, endpoint_stats
 from webhooks.models import Tenant
 
@@ -81,6 +82,13 @@ class LastFailureSchema(Schema):
 class EndpointStatsSchema(Schema):
     endpoint_id = fields.String(required=True)
     generated_at = Timestamp(required=True)
+    circuit = fields.String(
+        required=True,
+        metadata={
+            "enum": [str(state) for state in CircuitState],
+            "description": "The circuit breaker now: closed, open or half_open",
+        },
+    )
     windows = fields.Dict(
         keys=fields.String(metadata={"enum": list(WINDOWS)}),
         values=fields.Nested(WindowStatsSchema),
@@ -97,4 +105,4 @@ class EndpointStatsSchema(Schema):
 def stats(tenant: Tenant, endpoint_id: str) -> EndpointStats:
     """Counts by state, success rate and latency over 1 h / 24 h / 7 d; last outcomes."""
     endpoint = rules.get_endpoint(db.session(), tenant.id, endpoint_id)
-    return endpoint_stats(db.session(), endpoint.id)
+    return endpoint_stats(db.session(), endpoint)

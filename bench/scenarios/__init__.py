@@ -45,6 +45,11 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         "bench.scenarios.sweep",
         "sweeper cost and republished messages on a 50,000-message honest backlog",
     ),
+    "controls": (
+        "bench.scenarios.controls",
+        "rate-limit accuracy, healthy latency beside rate-limited and open-circuit endpoints,"
+        " FIFO throughput",
+    ),
 }
 
 

@@ -29,6 +29,7 @@ SCENARIOS = (
     "console",
     "schemas",
     "signing",
+    "controls",
 )
 
 

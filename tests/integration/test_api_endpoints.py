@@ -38,6 +38,10 @@ RESPONSE_FIELDS = {
     "public_key",
     "auth",
     "client_certificate",
+    "filter",
+    "rate_limit",
+    "ordering",
+    "circuit",
     "created_at",
     "updated_at",
 }
@@ -74,6 +78,8 @@ def test_create_pings_then_stores_with_defaults(
         None,
         None,
     )
+    assert (endpoint["filter"], endpoint["rate_limit"]) == (None, None)
+    assert (endpoint["ordering"], endpoint["circuit"]) == ("none", "closed")
 
     [(request, _)] = httpserver.log
     secret = admin.get(f"{ENDPOINTS}/{endpoint['id']}/secret").get_json()["secret"]
@@ -105,6 +111,9 @@ def test_every_field_is_stored(admin: Caller, tenant: Tenant, receiver: str) -> 
         "template": '{"uuid": "[data.uuid]", "event": [type]}',
         "retry_schedule": [0, 60, 0],
         "timeout_seconds": 5,
+        "filter": {"data.status": "confirmed", "data.amount": {"$gt": 1000}},
+        "rate_limit": 0.5,
+        "ordering": "fifo",
     }
     endpoint = admin.post(ENDPOINTS, json=body).get_json()
     expected = {k: v for k, v in body.items() if k not in ("secret", "api_key")}
@@ -245,6 +254,26 @@ def _headers(count: int) -> dict[str, str]:
         ({"description": "x" * 1025}, "description"),
         ({"verify": "no"}, "verify"),
         ({"colour": "red"}, "colour"),
+        ({"filter": "data.status"}, "filter"),
+        ({"filter": ["data.status"]}, "filter"),
+        ({"filter": {"data..status": 1}}, "filter.data..status"),
+        ({"filter": {"data.amount": {"$gt": "a", "$between": 1}}}, "filter.data.amount.$between"),
+        ({"filter": {"data.amount": {"$gt": [1]}}}, "filter.data.amount.$gt"),
+        ({"filter": {"data.status": {"$in": "x"}}}, "filter.data.status.$in"),
+        (
+            {"filter": {"$or": [{"type": "a"}, {"data.x": {"$exists": "yes"}}]}},
+            "filter.$or.1.data.x.$exists",
+        ),
+        ({"filter": {"$nor": []}}, "filter.$nor"),
+        ({"rate_limit": 0}, "rate_limit"),
+        ({"rate_limit": -1}, "rate_limit"),
+        ({"rate_limit": 10_001}, "rate_limit"),
+        ({"rate_limit": "5"}, "rate_limit"),
+        ({"rate_limit": True}, "rate_limit"),
+        ({"rate_limit": 10**400}, "rate_limit"),
+        ({"ordering": "lifo"}, "ordering"),
+        ({"ordering": 1}, "ordering"),
+        ({"circuit": "open"}, "circuit"),
     ],
 )
 def test_invalid_fields_are_422_naming_the_field(
@@ -266,6 +295,12 @@ def test_invalid_fields_are_422_naming_the_field(
         {"retry_schedule": []},
         {"retry_schedule": [0] * 50},
         {"event_types": ["booking.*", "a-b_c.d"]},
+        {"rate_limit": 0.001},
+        {"rate_limit": 10_000},
+        {"rate_limit": 5},
+        {"ordering": "none"},
+        {"filter": {}},
+        {"filter": {"$not": {"$or": [{"type": "a"}, {"data.tags": {"$contains": "vip"}}]}}},
     ],
 )
 def test_valid_edge_values_are_accepted(

@@ -28,8 +28,11 @@ from webhooks.core.clock import now
 from webhooks.core.errors import InvalidInput, NotFound, TargetRefused
 from webhooks.core.ids import new_id
 from webhooks.core.redaction import REDACTED
+from webhooks.delivery import rate_limit
+from webhooks.delivery.circuit import CircuitState
 from webhooks.delivery.state import release_waiting
 from webhooks.ingest.event_names import validate_filters
+from webhooks.ingest.filters import validate_filter
 from webhooks.models import Attempt, Endpoint
 from webhooks.outbound import client_tls, ping, receiver_auth, signing, ssrf, template
 from webhooks.outbound.http import Transport
@@ -51,7 +54,15 @@ DEFAULTS: Mapping[str, Any] = {
     "signing": signing.HMAC,
     "auth": None,
     "client_certificate": None,
+    "filter": None,
+    "rate_limit": None,
+    "ordering": "none",
 }
+
+#: Changes to these can let parked deliveries go (webhooks.delivery.waiting.release).
+RELEASING_FIELDS = frozenset({"enabled", "rate_limit", "ordering"})
+
+ORDERINGS = ("none", "fifo")
 
 #: Changes to these alter what the receiver gets or must check, so a PING verifies them.
 PING_FIELDS = frozenset(
@@ -242,6 +253,29 @@ def _validate_description(description: str) -> str:
     return description
 
 
+def validate_rate_limit(rate: float) -> float:
+    """Deliveries per second: a positive number within what spacing can honour."""
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int | float)
+        or not rate_limit.MIN_RATE <= rate <= rate_limit.MAX_RATE
+    ):
+        raise InvalidInput(
+            f"rate_limit must be a number of deliveries per second from {rate_limit.MIN_RATE}"
+            f" to {rate_limit.MAX_RATE:g}",
+            field="rate_limit",
+        )
+    return float(rate)
+
+
+def validate_ordering(ordering: str) -> str:
+    if ordering not in ORDERINGS:
+        raise InvalidInput(
+            f"ordering must be one of {', '.join(ORDERINGS)}, not {ordering!r}", field="ordering"
+        )
+    return ordering
+
+
 def _validate_event_types(filters: list[str]) -> list[str]:
     if len(filters) > MAX_EVENT_TYPES:
         raise InvalidInput(
@@ -267,6 +301,9 @@ _CHECKS: Mapping[str, Callable[[Any], Any]] = {
     "signing": _validate_signing,
     "auth": receiver_auth.validate,  # its token_url: _check_targets
     "client_certificate": lambda value: client_tls.validate(value, at=now()),
+    "filter": validate_filter,
+    "rate_limit": validate_rate_limit,
+    "ordering": validate_ordering,
 }
 
 #: Every field an endpoint can be given.
@@ -398,8 +435,10 @@ def update_endpoint(
 
     A PING is sent only when a field of :data:`PING_FIELDS` actually changes. Setting
     ``secret`` replaces the secret at once, without the grace period of :func:`rotate_secret`.
-    Enabling an endpoint again forgets why and since when it was failing and releases the
-    deliveries that waited for it. On error the endpoint object is left modified: the caller
+    Enabling an endpoint again forgets why and since when it was failing (and closes its
+    circuit); that, and lifting
+    or changing its rate limit or ordering, releases the deliveries that waited for it, as
+    far as its controls now allow. On error the endpoint object is left modified: the caller
     rolls the session back.
     """
     values = {name: _value(name, value) for name, value in changes.items()}
@@ -420,6 +459,10 @@ def update_endpoint(
     if "enabled" in changed and endpoint.enabled:
         endpoint.disabled_reason = None
         endpoint.failing_since = None
+        endpoint.circuit, endpoint.circuit_failures = CircuitState.CLOSED, 0
+        endpoint.circuit_until = endpoint.circuit_cooldown = None
+    if changed & RELEASING_FIELDS and endpoint.enabled:
+        session.flush()
         release_waiting(session, endpoint.id)
     return endpoint
 

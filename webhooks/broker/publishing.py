@@ -75,6 +75,8 @@ class DeliveryRef:
     endpoint_id: str
     event_type: str
     attempts: int = 0
+    #: Seconds until it is due, as a countdown (a rate-limit slot ahead); 0: now.
+    delay: float = 0.0
 
     @property
     def queue(self) -> str:
@@ -131,6 +133,8 @@ def celery_app() -> Celery:
 def publish(refs: Sequence[DeliveryRef], *, countdown: float | None = None) -> int:
     """Send one ``webhooks.deliver`` task per delivery; returns how many were sent.
 
+    ``countdown`` applies to all; without it, each goes after its own ``delay``.
+
     Stops at the first failure: the broker is then most likely down for the rest too, and
     every one of them is in the database for the sweeper.
     """
@@ -150,7 +154,7 @@ def publish(refs: Sequence[DeliveryRef], *, countdown: float | None = None) -> i
                     DELIVER_TASK,
                     args=[ref.id],
                     queue=ref.queue,
-                    countdown=countdown,
+                    countdown=countdown if countdown is not None else (ref.delay or None),
                     producer=producer,
                     argsrepr=f"{ref.id} {ref.event_type} -> {ref.endpoint_id}",
                 )

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 @dataclass(frozen=True)
 class Dialect:
-    """The SQL that differs between the databases: the clock, and random bits for ids.
+    """The SQL that differs between the databases: the clock, random bits for ids, JSON.
 
     "Now" is the statement's start on Postgres (one value for every row of a statement) and
     SQLite's ``'now'``, formatted as SQLAlchemy stores times there so that they compare as
@@ -29,10 +29,20 @@ class Dialect:
     #: The row lock a reader takes to wait for a writer of the row (none on SQLite, where
     #: writers are serialised anyway).
     for_share: str
+    _json_type: str
+    _json_text: str
 
     def later(self, seconds: str) -> str:
         """The time ``seconds`` (an SQL expression) from now."""
         return self._later.format(seconds=seconds)
+
+    def json_type(self, value: str) -> str:
+        """The JSON type (``object``, ``array``, ``null``, ...) of the JSON ``value`` (SQL)."""
+        return self._json_type.format(value=value)
+
+    def json_text(self, parameter: str) -> str:
+        """A parameter holding JSON text, as a JSON value."""
+        return self._json_text.format(parameter=parameter)
 
     def elements(self, column: str) -> str:
         """The strings of a JSON array ``column`` as a relation ``f (value)`` (none for
@@ -48,6 +58,8 @@ POSTGRES = Dialect(
     "jsonb_array_elements_text(CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} END)"
     " AS f (value)",
     "FOR SHARE",
+    "jsonb_typeof({value})",
+    "CAST({parameter} AS jsonb)",
 )
 SQLITE = Dialect(
     "sqlite",
@@ -56,6 +68,8 @@ SQLITE = Dialect(
     "hex(randomblob(8))",
     "json_each(CASE WHEN json_type({column}) = 'array' THEN {column} END) AS f",
     "",
+    "json_type({value})",
+    "{parameter}",
 )
 
 

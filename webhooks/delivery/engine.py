@@ -8,7 +8,10 @@ connection held while the receiver is called:
    worker holds and whose endpoint has fewer than ``WEBHOOKS_ENDPOINT_CONCURRENCY``
    deliveries held; it takes a lease sized from the endpoint's timeout and a fencing token.
    So a duplicated, stale or early message does nothing, and there is one attempt sequence
-   per delivery however many messages exist. When the claim fails,
+   per delivery however many messages exist. An endpoint with delivery controls (a rate
+   limit, FIFO ordering, a circuit not closed) is left out of it:
+   :func:`webhooks.delivery.waiting.take` claims its deliveries, or holds them back, under
+   the endpoint row's lock. When the claim fails,
    :func:`webhooks.delivery.state.settle_unclaimed` says why and acts: nothing (a
    duplicate), park (the endpoint is disabled) or defer (the endpoint is at its cap).
 2. Build the signed, authenticated request and send it (:func:`webhooks.outbound.sending.send`).
@@ -16,7 +19,10 @@ connection held while the receiver is called:
    render) is a failed attempt with the error ``internal``: it follows the schedule to
    ``failed`` and the dead letter instead of leaving the delivery open.
 3. Record the attempt row, the delivery's new state and the endpoint's health, fenced by the
-   claim, and say what the caller has to do next (:class:`NextStep`). A database error then
+   claim, and say what the caller has to do next (:class:`NextStep`). An attempt that
+   changes the endpoint's controls (a failure, the first success after failures, any FIFO
+   attempt) then counts into its circuit and lets go what that allows
+   (:func:`webhooks.delivery.waiting.after_attempt`). A database error then
    is retried with the same attempt id until the record is written or the lease is over:
    the request was sent, and its attempt must not be lost.
 
@@ -39,12 +45,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from webhooks.core import clock
+from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine, is_unreachable, session_scope
 from webhooks.core.errors import DatabaseUnavailable
 from webhooks.core.ids import new_id
-from webhooks.delivery import portable, postgres, state
-from webhooks.delivery.job import Job
-from webhooks.delivery.state import INTERNAL_ERROR, Next, NextStep, Written
+from webhooks.delivery import portable, postgres, state, waiting
+from webhooks.delivery.job import EndpointConfig, Job
+from webhooks.delivery.state import INTERNAL_ERROR, Next, NextStep, Transition, Written
+from webhooks.delivery.waiting import FIFO, Verdict
 from webhooks.history.recording import as_json_text, attempt_values
 from webhooks.models import DeliveryStatus
 from webhooks.outbound import sending
@@ -67,8 +75,10 @@ def process(
     rng = rng or _RNG
     claimed = claim(delivery_id)
     if claimed is None:
-        with session_scope() as session:
-            return state.settle_unclaimed(session, delivery_id, rng=rng)
+        taken = _take_controlled(delivery_id, rng)
+        if isinstance(taken, NextStep):
+            return taken
+        claimed = Claimed.of(delivery_id, taken)
     started = clock.now()
     job, request, outcome = _attempt(claimed, transport, started)
     return record(claimed, job, request, outcome, started_at=started, rng=rng)
@@ -83,17 +93,21 @@ class Claimed:
     #: The lease's end on this process's monotonic clock.
     lease_ends: float
 
+    @classmethod
+    def of(cls, delivery_id: str, row: Mapping[str, Any]) -> Claimed:
+        """The claim whose row ``row`` was just returned (its lease starts now)."""
+        return cls(delivery_id, row, time.monotonic() + state.lease_seconds(row["timeout_seconds"]))
+
     def job(self, *, decrypt: bool = True) -> Job:
         return Job.from_row(self.delivery_id, self.row, decrypt=decrypt)
 
 
 def claim(delivery_id: str) -> Claimed | None:
-    """Claim the delivery for one attempt, or None if it is not for us now."""
+    """Claim the delivery for one attempt, or None if it is not for us now: then an endpoint
+    under controls (rate limit, FIFO, circuit) may still give it to us
+    (:func:`_take_controlled`)."""
     row = _store().claim(delivery_id)
-    if row is None:
-        return None
-    lease_ends = time.monotonic() + state.lease_seconds(row["timeout_seconds"])
-    return Claimed(delivery_id, row, lease_ends)
+    return None if row is None else Claimed.of(delivery_id, row)
 
 
 def record(
@@ -133,8 +147,35 @@ def record(
     store = _store()
     written = _until_written(lambda: store.record(parameters), attempt_id, claimed.lease_ends)
     step = state.after_record(transition, written.status, job.delivery, job.number)
-    _log_attempt(job, outcome, step, written)
+    _log_attempt(job, outcome, step, written, transition)
+    if written.status is not None and _changes_controls(job.endpoint, outcome):
+        finished = written.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
+        with session_scope() as session:
+            waiting.after_attempt(session, job.endpoint.id, ok=outcome.ok, finished=finished)
     return step
+
+
+def _take_controlled(delivery_id: str, rng: random.Random) -> Mapping[str, Any] | NextStep:
+    """After the fast claim failed: claim a controlled endpoint's delivery, or hold it back
+    (:func:`webhooks.delivery.waiting.take`); else settle it as any unclaimed delivery."""
+    with session_scope() as session:
+        decision = waiting.take(session, delivery_id, cap=get_settings().endpoint_concurrency)
+        if decision.verdict is Verdict.TAKEN and decision.claimed is not None:
+            return portable.load(session, decision.claimed)
+        if decision.verdict is Verdict.ADMITTED and decision.delivery is not None:
+            return NextStep(Next.RETRY, decision.delivery, decision.delivery.delay)
+        if decision.verdict is Verdict.PARKED:
+            return state.NOTHING
+        return state.settle_unclaimed(session, delivery_id, rng=rng)
+
+
+def _changes_controls(endpoint: EndpointConfig, outcome: Outcome) -> bool:
+    """Whether the attempt counts into the endpoint's circuit or frees FIFO's next.
+
+    A success after a success changes nothing (a circuit that is not closed has failures
+    behind it, so ``failing_since`` is set), unless the endpoint is FIFO.
+    """
+    return not outcome.ok or endpoint.failing_since is not None or endpoint.ordering == FIFO
 
 
 def _store() -> ModuleType:
@@ -187,7 +228,9 @@ def _until_written(record: Callable[[], Written], attempt_id: str, lease_ends: f
         return written
 
 
-def _log_attempt(job: Job, outcome: Outcome, step: NextStep, written: Written) -> None:
+def _log_attempt(
+    job: Job, outcome: Outcome, step: NextStep, written: Written, transition: Transition
+) -> None:
     """One readable line per attempt (outcome, status, duration, ids); never a header value
     (signatures, API keys), nor the body. Every extra field is named in the message, so the
     text format appends none of them a second time."""
@@ -197,7 +240,7 @@ def _log_attempt(job: Job, outcome: Outcome, step: NextStep, written: Written) -
         then = f"failed, retry in {step.delay:.0f}s"
     else:
         then = {Next.NOTHING: "succeeded", Next.DEAD_LETTER: "failed for good"}[step.action]
-    if written.status == DeliveryStatus.PENDING:
+    if written.status == DeliveryStatus.PENDING and transition.status != DeliveryStatus.PENDING:
         then = "redelivered during the attempt: due again now"
     log.info(
         "attempt=%d delivery_id=%s %s: status=%s error=%s duration_ms=%d "

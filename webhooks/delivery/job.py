@@ -52,6 +52,8 @@ class EndpointConfig:
     #: Decrypted by the column's own type (:class:`~webhooks.models.base.EncryptedJSON`).
     auth: dict[str, Any] | None
     client_certificate: dict[str, Any] | None
+    #: ``none`` or ``fifo`` (whose attempts release the next delivery as they finish).
+    ordering: str
 
     def signing_secrets(self, at: datetime) -> list[str]:
         """The secrets to sign with at ``at``, newest first (two during a rotation)."""

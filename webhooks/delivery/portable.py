@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import bindparam, text
+from sqlalchemy.orm import Session
 
 from webhooks.core.db import session_scope
 from webhooks.core.dialects import SQLITE
@@ -41,7 +42,13 @@ def claim(delivery_id: str) -> Mapping[str, Any] | None:
         claimed = session.execute(_CLAIM, state.claim_parameters(delivery_id)).mappings().first()
         if claimed is None:
             return None
-        return dict(session.execute(_LOAD, dict(claimed)).mappings().one())
+        return load(session, dict(claimed))
+
+
+def load(session: Session, claimed: Mapping[str, Any]) -> dict[str, Any]:
+    """What the attempt of a claimed delivery reads (``claimed``: its ``attempts``,
+    ``claims``, ``event_id`` and ``endpoint_id``), in ``session``'s transaction."""
+    return dict(session.execute(_LOAD, dict(claimed)).mappings().one())
 
 
 def record(parameters: Mapping[str, Any]) -> Written:

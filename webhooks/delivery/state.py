@@ -7,8 +7,9 @@ The state table (also in docs/reliability.md, "Delivery states")::
     retrying                                   handed to the broker (a message may be queued)
     pending    a time           future         claimed: one worker is making an attempt
     retrying                                   (``claims`` is that claim's fencing token)
-    pending    NULL             NULL           parked: waits for its disabled endpoint
-    retrying
+    pending    NULL             NULL           parked: waits for its disabled endpoint, or for
+    retrying                                   its endpoint's controls (rate limit, FIFO, open
+                                               circuit: webhooks.delivery.waiting)
     succeeded  NULL             NULL           finished
     failed     NULL             past / NULL    finished; a past lease is its dead letter's
                                                hand-over, cleared once the letter arrived
@@ -17,7 +18,8 @@ Every writer goes through this module: ingest (:func:`new_delivery_sql`), the cl
 record (:data:`CLAIM_SQL`, :data:`RECORD_SQL`, used by both storage paths), parking and
 deferring a delivery that could not be claimed (:func:`settle_unclaimed`), the sweeper's and
 redelivery's stamps (:func:`stamp`, :func:`redeliver`), enabling an endpoint
-(:func:`release_waiting`), dead letters (:func:`dead_letter_received`) and retention (which
+(:func:`release_waiting`), the delivery controls (:mod:`webhooks.delivery.waiting`: their
+claim, parking and releases), dead letters (:func:`dead_letter_received`) and retention (which
 only deletes finished rows).
 
 Fencing: a claim adds one to ``claims`` and sets the lease, and the worker keeps both; the
@@ -45,7 +47,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, literal_column, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from webhooks.broker.publishing import MAX_COUNTDOWN, DeliveryRef, publish_after_commit
+from webhooks.broker.publishing import MAX_COUNTDOWN, DeliveryRef
 from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import POOL_TIMEOUT_SECONDS
@@ -186,12 +188,15 @@ _UNHELD_AND_DUE = """
     AND (d.locked_until IS NULL OR d.locked_until <= {now})
 """
 
-#: Claimable: unheld and due, the endpoint enabled, and fewer than ``:cap`` of the endpoint's
-#: deliveries held (spelled as ``ix_deliveries_in_flight`` spells it).
+#: Claimable: unheld and due, the endpoint enabled and without delivery controls (a rate
+#: limit, FIFO ordering, a circuit not closed: :func:`webhooks.delivery.waiting.take` claims
+#: those), and fewer than ``:cap`` of the endpoint's deliveries held (spelled as
+#: ``ix_deliveries_in_flight`` spells it).
 _CLAIMABLE = (
     _UNHELD_AND_DUE
     + """
     AND e.enabled
+    AND e.rate_limit IS NULL AND e.ordering <> 'fifo' AND e.circuit = 'closed'
     AND (SELECT count(*) FROM deliveries AS held
          WHERE held.endpoint_id = d.endpoint_id
            AND held.status IN ('pending', 'retrying')
@@ -426,22 +431,16 @@ def endpoint_enabled(session: Session, endpoint_id: str) -> bool:
 
 
 def release_waiting(session: Session, endpoint_id: str) -> int:
-    """Make an endpoint's waiting deliveries due now, publishing them after the commit.
+    """Make an endpoint's waiting deliveries due now, as far as its rate limit, ordering and
+    circuit allow (:func:`webhooks.delivery.waiting.release`), publishing them after the
+    commit.
 
     Call it in the transaction that enables the endpoint again; returns how many there were.
     The endpoint's row is locked first (see :func:`settle_unclaimed`).
     """
-    session.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
-    now = db_now(session)
-    refs = stamp(
-        session,
-        Delivery.endpoint_id == endpoint_id,
-        Delivery.next_attempt_at.is_(None),
-        now=now,
-        next_attempt_at=now,
-    )
-    publish_after_commit(session, refs)
-    return len(refs)
+    from webhooks.delivery import waiting  # which builds on this module
+
+    return len(waiting.release(session, endpoint_id))
 
 
 def stamp(

@@ -39,6 +39,12 @@ same deliveries twice.
 
 Dead letters get the same lease on failed deliveries (:func:`lost_dead_letters`), with the
 window: they are few, and not bound by the 30 s promise.
+
+Dead letters get the same lease on failed deliveries (:func:`lost_dead_letters`).
+
+Deliveries parked by their endpoint's controls (rate limit, FIFO, open circuit) have no due
+time, so the sweep never scans them; each sweep instead lets go what their controls now allow
+(:func:`webhooks.delivery.waiting.release_all`): the next rate-limit slots, a probe.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ from webhooks.broker.publishing import (
 from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine, session_scope
+from webhooks.delivery import waiting
 from webhooks.delivery.state import stamp
 from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus
 
@@ -156,7 +163,7 @@ def sweep(*, now: datetime | None = None, republish_after: timedelta | None = No
             return 0
         started = now or clock.now()
         held = held_messages()
-        total = 0
+        total = waiting.release_all(now=now or clock.now())
         for _ in range(MAX_BATCHES):
             with session_scope() as session:
                 refs = due_for_publishing(

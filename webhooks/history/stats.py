@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from webhooks.core import clock
+from webhooks.delivery.circuit import circuit_of
 from webhooks.history.queries import (
     CREATION_SLACK,
     RECORDING_SLACK,
@@ -31,7 +32,7 @@ from webhooks.history.queries import (
     attempt_failed,
     attempt_succeeded,
 )
-from webhooks.models import Attempt, Delivery, DeliveryStatus
+from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
 
 WINDOWS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -86,6 +87,8 @@ class LastFailure:
 class EndpointStats:
     endpoint_id: str
     generated_at: datetime
+    #: The circuit breaker's state now (webhooks.delivery.circuit).
+    circuit: str
     windows: dict[str, WindowStats]
     last_success_at: datetime | None
     last_failure: LastFailure | None
@@ -218,15 +221,17 @@ def newest_attempts(session: Session, endpoint_ids: Sequence[str]) -> dict[str, 
     return newest
 
 
-def endpoint_stats(session: Session, endpoint_id: str) -> EndpointStats:
+def endpoint_stats(session: Session, endpoint: Endpoint) -> EndpointStats:
     """The stats of one endpoint now (the caller has checked it is the tenant's)."""
     now = clock.now()
+    endpoint_id = endpoint.id
     newest = select(Attempt).where(Attempt.endpoint_id == endpoint_id).order_by(Attempt.id.desc())
     success = session.scalar(newest.where(attempt_succeeded()).limit(1))
     failure = session.scalar(newest.where(attempt_failed()).limit(1))
     return EndpointStats(
         endpoint_id=endpoint_id,
         generated_at=now,
+        circuit=str(circuit_of(endpoint).shown(now)),
         windows={
             name: window_stats(session, endpoint_id, Window(now - length, None))
             for name, length in WINDOWS.items()

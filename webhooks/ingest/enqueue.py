@@ -3,8 +3,10 @@
 :func:`enqueue_event` (producers) and :func:`ingest` (the API's ``POST .../events``) are one
 code path, lean because producers wait on it. On Postgres one statement (:data:`_INGEST_SQL`)
 finds the tenant, the type's schema and the matching endpoints and writes the event and all
-its deliveries (a second run only when the type has a JSON Schema, once the payload has been
-checked against it); elsewhere one query looks up and one or two statements write. It runs in
+its deliveries (a second run only when the type has a JSON Schema or a matching endpoint has a
+payload ``filter``, once the payload has been checked against the one and evaluated against
+the others, in Python on both databases: :mod:`webhooks.ingest.filters`); elsewhere one or two
+queries look up and one or two statements write. It runs in
 the caller's transaction, or, for ``enqueue_event`` without a session, on an autocommit
 connection where the statement is its own transaction (one round trip in all). The tasks are
 published only once the transaction has committed (:func:`webhooks.broker.publish_after_commit`
@@ -65,10 +67,12 @@ from webhooks.core.ids import new_id
 from webhooks.core.prepared import PreparedStatement
 from webhooks.delivery.state import new_deliveries_sql
 from webhooks.ingest.event_names import matching_sql, validate_name
+from webhooks.ingest.filters import matches as passes
 from webhooks.ingest.schema_validation import first_error
-from webhooks.models import Delivery, Event, EventType, Tenant
+from webhooks.models import Delivery, Endpoint, Event, EventType, Tenant
 from webhooks.models.base import UTCDateTime
 from webhooks.ops import metrics
+from webhooks.outbound.request import envelope
 
 #: A NUL character in the serialized JSON: ``\u0000`` not preceded by an escaped backslash.
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -79,11 +83,14 @@ _MAX_KEY_LENGTH = 200
 _TENANTS = cast(Table, Tenant.__table__)
 _EVENT_TYPES = cast(Table, EventType.__table__)
 _EVENTS = cast(Table, Event.__table__)
+_ENDPOINTS = cast(Table, Endpoint.__table__)
 
 
 def _targets_sql(db: Dialect, tenant_id: str) -> str:
-    """The CTEs ``matched`` and ``targets (id, enabled)``: the endpoints of the tenant
-    ``tenant_id`` (SQL) that receive ``:type``.
+    """The CTEs ``matched (id, enabled, filter)`` and ``targets (id, enabled)``: the
+    endpoints of the tenant ``tenant_id`` (SQL) that receive ``:type``, and of those with a
+    payload filter the ones listed in ``:passed`` (a JSON array of ids: their filters were
+    evaluated against the event by the caller).
 
     A disabled endpoint is read again under a share lock, which waits for a transaction
     enabling it: either that transaction commits first and the delivery is due now, or this
@@ -92,25 +99,33 @@ def _targets_sql(db: Dialect, tenant_id: str) -> str:
     """
     return f"""
     matched AS (
-        SELECT e.id, e.enabled FROM endpoints AS e
+        SELECT e.id, e.enabled,
+               CASE WHEN {db.json_type("e.filter")} = 'object' THEN e.filter END AS filter
+        FROM endpoints AS e
         WHERE e.tenant_id = {tenant_id} AND {matching_sql(db, "e.event_types")}
+    ),
+    passing AS (
+        SELECT id, enabled FROM matched
+        WHERE filter IS NULL
+           OR id IN (SELECT f.value FROM {db.elements(db.json_text(":passed"))})
     ),
     paused AS (
         SELECT e.id, e.enabled FROM endpoints AS e
-        WHERE e.id IN (SELECT id FROM matched WHERE NOT enabled) {db.for_share}
+        WHERE e.id IN (SELECT id FROM passing WHERE NOT enabled) {db.for_share}
     ),
     targets AS (
-        SELECT matched.id, COALESCE(paused.enabled, matched.enabled) AS enabled
-        FROM matched LEFT JOIN paused ON paused.id = matched.id
+        SELECT passing.id, COALESCE(paused.enabled, passing.enabled) AS enabled
+        FROM passing LEFT JOIN paused ON paused.id = passing.id
     )
     """
 
 
 #: On Postgres the whole of an ingestion is this one statement: find the tenant, the type's
 #: schema and the matching endpoints, insert the event and one delivery per endpoint, and
-#: report it all. The event is inserted only if the type has no schema or the payload was
-#: validated against it (``:validated``: the caller runs the statement again once it has
-#: checked the schema this one returned), and only once (``ON CONFLICT DO NOTHING``: a
+#: report it all. The event is inserted only if the type has no schema and no matching
+#: endpoint a filter, or else once the caller has checked the payload against the schema and
+#: evaluated the filters this first run returned (``:validated``, and ``:passed`` the
+#: endpoints whose filter matched), and only once (``ON CONFLICT DO NOTHING``: a
 #: duplicate idempotency key, or this very event inserted by a first try, inserts nothing).
 #: The deliveries are :func:`webhooks.delivery.state.new_deliveries_sql`'s. One row per
 #: delivery (one with NULLs when there is none); no row at all for an unknown tenant.
@@ -126,7 +141,9 @@ type_schema AS (
 new_event AS (
     INSERT INTO events (id, tenant_id, type, data, timestamp, idempotency_key, created_at)
     SELECT :id, tenant.id, :type, CAST(:data AS jsonb), :timestamp, :key, :now FROM tenant
-    WHERE CAST(:validated AS boolean) OR NOT EXISTS (SELECT 1 FROM type_schema)
+    WHERE CAST(:validated AS boolean)
+       OR (NOT EXISTS (SELECT 1 FROM type_schema)
+           AND NOT EXISTS (SELECT 1 FROM matched WHERE matched.filter IS NOT NULL))
     ON CONFLICT DO NOTHING
     RETURNING id, tenant_id
 ),
@@ -134,7 +151,9 @@ new_deliveries AS ({deliveries})
 SELECT tenant.id AS tenant_id,
        (SELECT schema FROM type_schema) AS schema,
        EXISTS (SELECT 1 FROM new_event) AS created,
-       d.id, d.endpoint_id, d.enabled
+       d.id, d.endpoint_id, d.enabled,
+       (SELECT jsonb_agg(jsonb_build_array(matched.id, matched.filter)) FROM matched
+        WHERE matched.filter IS NOT NULL) AS filters
 FROM tenant LEFT JOIN new_deliveries AS d ON true
 """
 
@@ -146,6 +165,19 @@ _DELIVERIES_SQL = text(
     )
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
+#: Elsewhere, before the event is inserted: the filters of the matching endpoints that have one.
+_FILTERS_SQL = text(
+    f"WITH {_targets_sql(SQLITE, ':tenant_id')} "
+    "SELECT id, filter FROM matched WHERE filter IS NOT NULL"
+).columns(filter=_ENDPOINTS.c.filter.type)
+
+
+def _passed(filters: Sequence[Sequence[Any]], body: dict[str, Any]) -> str:
+    """Of ``(endpoint id, filter)`` pairs, the ids of those whose filter the event's envelope
+    ``body`` passes, as the JSON array ``:passed`` of :func:`_targets_sql`."""
+    return json.dumps([endpoint_id for endpoint_id, filter_ in filters if passes(filter_, body)])
+
+
 _INGEST_PARAMETERS = (
     ("tenant", "text"),
     ("type", "text"),
@@ -155,6 +187,7 @@ _INGEST_PARAMETERS = (
     ("key", "text"),
     ("now", "timestamptz"),
     ("validated", "boolean"),
+    ("passed", "text"),
 )
 
 
@@ -283,7 +316,8 @@ def _validate(request: _Request) -> str:
 def _write_postgres(
     executor: Session | Connection, request: _Request, event_id: str, payload: str, now: datetime
 ) -> _Written:
-    """The one statement (twice when the type has a schema: before and after checking it)."""
+    """The one statement (twice when the type has a schema or a matching endpoint a filter:
+    before and after checking them)."""
     statement = _INGEST_BY_ID if request.by_id else _INGEST_BY_UID
 
     def run(params: dict[str, Any]) -> Sequence[Any]:
@@ -300,11 +334,14 @@ def _write_postgres(
         "key": request.idempotency_key,
         "now": now,
         "validated": False,
+        "passed": "[]",
     }
     rows = run(params)
-    if rows and rows[0][1] is not None and not rows[0][2]:
-        # The type has a JSON Schema and nothing was written: check, then write.
+    if rows and not rows[0][2] and (rows[0][1] is not None or rows[0][6] is not None):
+        # A JSON Schema or filters, and nothing was written: check and evaluate, then write.
         _check_schema(rows[0][1], request.event_type, request.data)
+        body = envelope(event_id, request.event_type, request.timestamp or now, request.data)
+        params["passed"] = _passed(rows[0][6] or [], body)
         params["validated"] = True
         rows = run(params)
     if not rows:
@@ -369,7 +406,11 @@ def _store(session: Session, request: _Request) -> IngestResult:
     tenant_id, schema = _lookup(session, request)
     _check_schema(schema, request.event_type, request.data)
     event = _event(new_id("evt"), tenant_id, request, now)
-    matched = _write(session, event)
+    filters = session.execute(
+        _FILTERS_SQL, {"tenant_id": tenant_id, "type": event.type, "passed": "[]"}
+    ).all()
+    body = envelope(event.id, event.type, event.timestamp, event.data)
+    matched = _write(session, event, _passed(filters, body))
     if matched is None:
         first = _existing(session, tenant_id, request.idempotency_key)
         return IngestResult(first, False, _delivery_count(session, first.id))
@@ -487,11 +528,11 @@ def _check_schema(schema: dict[str, Any] | None, event_type: str, data: Any) -> 
         )
 
 
-def _write(session: Session, event: Event) -> list[_Match] | None:
+def _write(session: Session, event: Event, passed: str) -> list[_Match] | None:
     """Insert the event and its deliveries; None (and nothing written) for a duplicate key.
 
     Not Postgres (which has :data:`_INGEST_SQL`): the event goes first and the deliveries
-    follow if it was new.
+    follow if it was new (``passed``: see :func:`_passed`).
     """
     values = {column.key: getattr(event, column.key) for column in _EVENTS.columns}
     statement = _insert_ignoring_conflicts(session).values(values).returning(_EVENTS.c.id)
@@ -504,6 +545,7 @@ def _write(session: Session, event: Event) -> list[_Match] | None:
             "tenant_id": event.tenant_id,
             "event_id": event.id,
             "now": event.created_at,
+            "passed": passed,
         },
     )
     return [_Match(row[0], row[1], bool(row[2])) for row in rows]

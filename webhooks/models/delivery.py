@@ -26,6 +26,7 @@ class DeliveryStatus(StrEnum):
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
 _open = text("status IN ('pending', 'retrying')")
+_waiting = text("status IN ('pending', 'retrying') AND next_attempt_at IS NULL")
 _dead_letter_sent = text("status = 'failed' AND locked_until IS NOT NULL")
 
 
@@ -54,6 +55,15 @@ class Delivery(Base):
             postgresql_where=_dead_letter_sent,
             sqlite_where=_dead_letter_sent,
         ),
+        # Deliveries parked until their endpoint lets them go (disabled, rate limit, FIFO,
+        # open circuit), oldest first: what a release takes (webhooks.delivery.waiting).
+        Index(
+            "ix_deliveries_waiting",
+            "endpoint_id",
+            "id",
+            postgresql_where=_waiting,
+            sqlite_where=_waiting,
+        ),
         # The per-endpoint in-flight cap counts live claims of one endpoint's open deliveries.
         Index(
             "ix_deliveries_in_flight",
@@ -80,5 +90,8 @@ class Delivery(Base):
     #: A redeliver arrived during a live claim: due again as soon as that attempt ends.
     redeliver_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
     last_status_code: Mapped[int | None]
+    #: A rate-limit slot is reserved for it at ``next_attempt_at`` (or it is the circuit's
+    #: probe): its claim takes no slot of its own (webhooks.delivery.waiting).
+    admitted: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)

@@ -53,6 +53,22 @@ class Endpoint(Base):
     timeout_seconds: Mapped[int] = mapped_column(default=10)
     #: Start of the current run of failed attempts (None once one succeeds).
     failing_since: Mapped[datetime | None]
+    #: A condition on the envelope (webhooks.ingest.filters); None: every event of its types.
+    filter: Mapped[dict[str, Any] | None]
+    #: Most deliveries per second, across every worker (webhooks.delivery.rate_limit).
+    rate_limit: Mapped[float | None]
+    #: ``none``, or ``fifo``: one delivery in flight at a time, in event order.
+    ordering: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
+    #: The next free send slot of a rate-limited endpoint.
+    next_send_at: Mapped[datetime | None]
+    #: FIFO: the lease of the delivery in flight (None or past: none is).
+    busy_until: Mapped[datetime | None]
+    #: The circuit breaker (webhooks.delivery.circuit): state, failures in a row, the end of
+    #: the cool-down (or of the probe's lease), the current cool-down in seconds.
+    circuit: Mapped[str] = mapped_column(String(16), default="closed", server_default="closed")
+    circuit_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    circuit_until: Mapped[datetime | None]
+    circuit_cooldown: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 

@@ -77,6 +77,12 @@ ATTEMPTS = Counter(
     ["status_class"],
 )
 DEAD_LETTERS = Counter("webhooks_dead_letters", "Deliveries that failed after their last attempt")
+CIRCUITS_OPENED = Counter(
+    "webhooks_circuits_opened", "Times an endpoint's circuit opened after failures in a row"
+)
+CIRCUITS_CLOSED = Counter(
+    "webhooks_circuits_closed", "Times an endpoint's open circuit closed again on a success"
+)
 ATTEMPT_DURATION = Histogram(
     "webhooks_attempt_duration_seconds",
     "Time from sending an attempt to its response, or to its error",
@@ -86,10 +92,14 @@ ATTEMPT_DURATION = Histogram(
 __all__ = [
     "ATTEMPTS",
     "ATTEMPT_DURATION",
+    "CIRCUITS_CLOSED",
+    "CIRCUITS_OPENED",
     "DEAD_LETTERS",
     "DELIVERIES",
     "EVENTS_INGESTED",
     "attempt_made",
+    "circuit_closed",
+    "circuit_opened",
     "event_ingested",
     "exposition",
     "start_exporter",
@@ -117,6 +127,14 @@ def attempt_made(outcome: Outcome, delivery_outcome: str) -> None:
     ATTEMPTS.labels(status_class=status_class(outcome)).inc()
     ATTEMPT_DURATION.observe(outcome.duration_ms / 1000)
     DELIVERIES.labels(outcome=delivery_outcome).inc()
+
+
+def circuit_opened() -> None:
+    CIRCUITS_OPENED.inc()
+
+
+def circuit_closed() -> None:
+    CIRCUITS_CLOSED.inc()
 
 
 def multiprocess_dir() -> str | None:

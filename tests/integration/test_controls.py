@@ -1,0 +1,333 @@
+"""Delivery controls on the real database: rate-limit slots, the FIFO head, the circuit's
+probe, and releasing parked deliveries (webhooks.delivery.waiting), without a worker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tests.api_client import Caller
+from webhooks.admin.endpoints import update_endpoint
+from webhooks.admin.tenants import create_tenant
+from webhooks.broker import publishing as broker
+from webhooks.broker.publishing import DeliveryRef
+from webhooks.core import clock
+from webhooks.core.db import new_session, session_scope
+from webhooks.delivery import rate_limit, state, waiting
+from webhooks.delivery.circuit import FIRST_COOLDOWN, THRESHOLD, CircuitState
+from webhooks.delivery.waiting import Verdict
+from webhooks.ingest.enqueue import ingest
+from webhooks.models import Delivery, DeliveryStatus, Endpoint, Tenant
+from webhooks.ops import metrics
+from webhooks.outbound.http import Transport
+from webhooks.outbound.ssrf import TargetPolicy
+
+#: Enabling and reordering need no request (only a change of the URL or request shape PINGs).
+NO_TRANSPORT = Transport(TargetPolicy(), user_agent="webhooks/test")
+
+#: The lease of a claim at the default 10 s timeout.
+LEASE = timedelta(seconds=state.lease_seconds(10))
+CAP = 200
+
+
+@pytest.fixture(autouse=True)
+def published(monkeypatch: pytest.MonkeyPatch) -> list[DeliveryRef]:
+    sent: list[DeliveryRef] = []
+
+    def publish(refs: list[DeliveryRef], **_: Any) -> int:
+        sent.extend(refs)
+        return len(refs)
+
+    monkeypatch.setattr(broker, "publish", publish)
+    return sent
+
+
+@pytest.fixture
+def tenant(session: Session) -> Tenant:
+    tenant = create_tenant(session, "acme")
+    session.commit()
+    return tenant
+
+
+def make_endpoint(session: Session, tenant: Tenant, **fields: Any) -> str:
+    endpoint = Endpoint(tenant_id=tenant.id, url="https://r.example/h", secret="S3cret!", **fields)
+    session.add(endpoint)
+    session.commit()
+    return endpoint.id
+
+
+def deliveries(
+    session: Session, tenant: Tenant, n: int, *, timestamps: list[datetime] | None = None
+) -> list[str]:
+    ids = []
+    for index in range(n):
+        at = timestamps[index] if timestamps else None
+        result = ingest(session, tenant=tenant, event_type="t", data={"n": index}, timestamp=at)
+        session.commit()
+        ids.append(
+            session.scalars(select(Delivery.id).where(Delivery.event_id == result.event.id)).one()
+        )
+    return ids
+
+
+def ahead() -> datetime:
+    """A time the test's steps all happen at, later than the real clock gets during the test
+    (a take uses the real clock when that is later: see waiting.take)."""
+    return clock.now() + timedelta(minutes=5)
+
+
+def take(delivery_id: str, now: datetime) -> waiting.Decision:
+    with session_scope() as session:
+        return waiting.take(session, delivery_id, now=now, cap=CAP)
+
+
+def row(delivery_id: str) -> Delivery:
+    with new_session() as session:
+        found = session.get(Delivery, delivery_id)
+        assert found is not None
+        return found
+
+
+def due_time(delivery_id: str) -> datetime:
+    due = row(delivery_id).next_attempt_at
+    assert due is not None
+    return due
+
+
+def endpoint_row(endpoint_id: str) -> Endpoint:
+    with new_session() as session:
+        found = session.get(Endpoint, endpoint_id)
+        assert found is not None
+        return found
+
+
+def make_due(delivery_id: str, at: datetime) -> None:
+    """What a message arriving for a released delivery finds: due, no live claim."""
+    with session_scope() as session:
+        session.execute(
+            update(Delivery).where(Delivery.id == delivery_id).values(next_attempt_at=at)
+        )
+
+
+def test_an_uncontrolled_endpoint_is_left_to_the_fast_claim(
+    session: Session, tenant: Tenant
+) -> None:
+    make_endpoint(session, tenant)
+    [delivery_id] = deliveries(session, tenant, 1)
+    assert take(delivery_id, clock.now()).verdict is Verdict.SKIP
+    assert row(delivery_id).locked_until is not None  # untouched: the ingest's publish stamp
+
+
+def test_rate_limit_slots_then_parking_then_release(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    endpoint_id = make_endpoint(session, tenant, rate_limit=2.0)
+    per_horizon = int(2 * rate_limit.HORIZON.total_seconds())
+    ids = deliveries(session, tenant, per_horizon + 3)
+    now = ahead()
+    decisions = [take(delivery_id, now) for delivery_id in ids]
+    assert decisions[0].verdict is Verdict.TAKEN
+    admitted = decisions[1:per_horizon]
+    assert all(d.verdict is Verdict.ADMITTED for d in admitted)
+    assert [round(d.delivery.delay, 3) for d in admitted if d.delivery] == [
+        0.5 * i for i in range(1, per_horizon)
+    ]
+    assert all(d.verdict is Verdict.PARKED for d in decisions[per_horizon:])
+    slotted = row(ids[1])
+    assert slotted.admitted and slotted.next_attempt_at == now + timedelta(seconds=0.5)
+    parked = row(ids[-1])
+    assert (parked.next_attempt_at, parked.locked_until, parked.attempts) == (None, None, 0)
+
+    # A slotted delivery's claim at its slot takes no slot of its own; holding the lock, it
+    # hands a parked delivery the slot that came within the horizon meanwhile.
+    next_free = endpoint_row(endpoint_id).next_send_at
+    assert next_free is not None
+    step = rate_limit.interval(2.0)
+    published.clear()
+    assert take(ids[1], now + timedelta(seconds=0.5)).verdict is Verdict.TAKEN
+    assert not row(ids[1]).admitted
+    [released] = published
+    assert released.id == ids[per_horizon] and due_time(released.id) == next_free
+    assert released.delay == pytest.approx(15.0 - 0.5)
+    assert endpoint_row(endpoint_id).next_send_at == next_free + step
+
+    # A slot holder a little late still goes in its slot (and the two parked left get the
+    # slots now in the horizon); one held up for longer than the grace takes a new slot at
+    # the end of the line, as a new delivery would.
+    assert take(ids[2], due_time(ids[2]) + rate_limit.grace(2.0)).verdict is Verdict.TAKEN
+    assert all(row(d).admitted for d in ids[per_horizon:])
+    pointer = endpoint_row(endpoint_id).next_send_at
+    late = due_time(ids[3]) + rate_limit.grace(2.0) + timedelta(milliseconds=1)
+    again = take(ids[3], late)
+    assert again.verdict is Verdict.ADMITTED and due_time(ids[3]) == pointer
+    waiting_slots = sorted(due_time(d) for d in ids[3:])
+    assert all(b - a >= step for a, b in pairwise(waiting_slots))  # every slot its own
+
+
+def test_fifo_sends_the_head_only_and_one_at_a_time(session: Session, tenant: Tenant) -> None:
+    endpoint_id = make_endpoint(session, tenant, ordering="fifo")
+    base = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    # Ingest order differs from event order: the second event is the earliest.
+    first, second, third = deliveries(
+        session, tenant, 3, timestamps=[base + timedelta(seconds=1), base, base]
+    )
+    now = ahead()
+    assert take(first, now).verdict is Verdict.PARKED  # not the head
+    assert take(third, now).verdict is Verdict.PARKED  # same timestamp, ingested later
+    assert take(second, now).verdict is Verdict.TAKEN
+    assert endpoint_row(endpoint_id).busy_until == now + LEASE
+
+    # The head finishes: the next in event order is released, nothing else.
+    with session_scope() as finish:
+        finish.execute(
+            update(Delivery)
+            .where(Delivery.id == second)
+            .values(status=DeliveryStatus.SUCCEEDED, next_attempt_at=None, locked_until=None)
+        )
+        waiting.after_attempt(finish, endpoint_id, ok=True, finished=True, now=now)
+    assert endpoint_row(endpoint_id).busy_until is None
+    assert row(third).next_attempt_at == now and row(first).next_attempt_at is None
+    assert take(third, now).verdict is Verdict.TAKEN
+    assert take(first, now).verdict is Verdict.SKIP  # parked: not claimable
+    make_due(first, now)  # a stray message for it
+    assert take(first, now).verdict is Verdict.PARKED  # busy, and not the head yet
+
+    # A head that retries keeps its place; nothing is released while it is scheduled.
+    with session_scope() as retry:
+        retry.execute(
+            update(Delivery)
+            .where(Delivery.id == third)
+            .values(status=DeliveryStatus.RETRYING, next_attempt_at=now + timedelta(seconds=1))
+        )
+        waiting.after_attempt(retry, endpoint_id, ok=False, finished=False, now=now)
+    assert row(first).next_attempt_at is None
+
+
+def test_the_circuit_opens_parks_probes_and_closes(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    endpoint_id = make_endpoint(session, tenant)
+    ids = deliveries(session, tenant, 4)
+    now = ahead()
+    for _ in range(THRESHOLD):
+        with session_scope() as failing:
+            waiting.after_attempt(failing, endpoint_id, ok=False, finished=False, now=now)
+    opened = endpoint_row(endpoint_id)
+    assert (opened.circuit, opened.circuit_failures) == (CircuitState.OPEN, THRESHOLD)
+    assert opened.circuit_until == now + timedelta(seconds=FIRST_COOLDOWN)
+
+    for delivery_id in ids:
+        assert take(delivery_id, now).verdict is Verdict.PARKED
+    assert all(row(d).attempts == 0 and row(d).next_attempt_at is None for d in ids)
+
+    # Cooling down: no release. Cooled down: exactly one, the probe.
+    with session_scope() as early:
+        assert waiting.release(early, endpoint_id, now=now + timedelta(seconds=5)) == []
+    cooled = now + timedelta(seconds=FIRST_COOLDOWN)
+    with session_scope() as release_session:
+        [probe] = waiting.release(release_session, endpoint_id, now=cooled)
+    assert probe.id == ids[0]
+    assert take(probe.id, cooled).verdict is Verdict.TAKEN
+    assert endpoint_row(endpoint_id).circuit == CircuitState.HALF_OPEN
+    make_due(ids[1], cooled)
+    assert take(ids[1], cooled).verdict is Verdict.PARKED  # one probe only
+
+    # The probe succeeds: closed, and every waiting delivery goes out.
+    published.clear()
+    with session_scope() as success:
+        waiting.after_attempt(success, endpoint_id, ok=True, finished=True, now=cooled)
+    closed = endpoint_row(endpoint_id)
+    assert (closed.circuit, closed.circuit_failures, closed.circuit_until) == ("closed", 0, None)
+    assert sorted(ref.id for ref in published) == sorted(ids[1:])  # all but the probe
+    assert take(ids[2], cooled).verdict is Verdict.SKIP  # the fast claim's again
+
+
+def test_a_failed_probe_opens_it_for_twice_as_long(session: Session, tenant: Tenant) -> None:
+    endpoint_id = make_endpoint(session, tenant)
+    [delivery_id] = deliveries(session, tenant, 1)
+    now = ahead()
+    for _ in range(THRESHOLD):
+        with session_scope() as failing:
+            waiting.after_attempt(failing, endpoint_id, ok=False, finished=False, now=now)
+    cooled = now + timedelta(seconds=FIRST_COOLDOWN)
+    assert take(delivery_id, cooled).verdict is Verdict.TAKEN
+    with session_scope() as failing:
+        waiting.after_attempt(failing, endpoint_id, ok=False, finished=False, now=cooled)
+    reopened = endpoint_row(endpoint_id)
+    assert (reopened.circuit, reopened.circuit_cooldown) == ("open", 2 * FIRST_COOLDOWN)
+    assert reopened.circuit_until == cooled + timedelta(seconds=2 * FIRST_COOLDOWN)
+
+
+def test_release_all_skips_disabled_endpoints_and_releases_the_rest(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    paused = make_endpoint(session, tenant, enabled=False)
+    ids = deliveries(session, tenant, 2)  # parked at ingest for the disabled endpoint
+    assert all(row(d).next_attempt_at is None for d in ids)
+    assert waiting.release_all(now=clock.now()) == 0
+    with session_scope() as enabling:
+        enabling.execute(update(Endpoint).where(Endpoint.id == paused).values(enabled=True))
+    assert waiting.release_all(now=clock.now()) == 2
+    assert sorted(ref.id for ref in published) == sorted(ids)
+
+
+def test_circuit_in_the_endpoint_json_stats_and_metrics(
+    admin: Caller, session: Session, tenant: Tenant
+) -> None:
+    endpoint_id = make_endpoint(session, tenant)
+    path = f"/v1/tenants/acme/endpoints/{endpoint_id}"
+    assert admin.get(path).get_json()["circuit"] == "closed"
+    opened = metrics.CIRCUITS_OPENED._value.get()
+    closed = metrics.CIRCUITS_CLOSED._value.get()
+    for _ in range(THRESHOLD):
+        with session_scope() as failing:
+            waiting.after_attempt(failing, endpoint_id, ok=False, finished=False)
+    assert metrics.CIRCUITS_OPENED._value.get() == opened + 1
+    assert admin.get(path).get_json()["circuit"] == "open"
+    assert admin.get(f"{path}/stats").get_json()["circuit"] == "open"
+    with session_scope() as cooled:  # the cool-down is over: the probe is due
+        cooled.execute(
+            update(Endpoint)
+            .where(Endpoint.id == endpoint_id)
+            .values(circuit_until=clock.now() - timedelta(seconds=1))
+        )
+    assert admin.get(path).get_json()["circuit"] == "half_open"
+    with session_scope() as success:
+        waiting.after_attempt(success, endpoint_id, ok=True, finished=True)
+    assert metrics.CIRCUITS_CLOSED._value.get() == closed + 1
+    assert admin.get(f"{path}/stats").get_json()["circuit"] == "closed"
+
+
+def test_an_endpoint_at_its_in_flight_cap_is_left_to_the_usual_deferral(
+    session: Session, tenant: Tenant
+) -> None:
+    make_endpoint(session, tenant, rate_limit=1000.0)
+    first, second = deliveries(session, tenant, 2)
+    now = ahead()
+    with session_scope() as taking:
+        assert waiting.take(taking, first, now=now, cap=1).verdict is Verdict.TAKEN
+    with session_scope() as taking:
+        assert waiting.take(taking, second, now=now, cap=1).verdict is Verdict.SKIP
+    assert row(second).next_attempt_at is not None  # untouched: neither parked nor slotted
+
+
+def test_enabling_an_endpoint_releases_through_its_controls(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    endpoint_id = make_endpoint(session, tenant, enabled=False, ordering="fifo")
+    ids = deliveries(session, tenant, 3)
+    with session_scope() as enabling:
+        endpoint = enabling.get(Endpoint, endpoint_id)
+        assert endpoint is not None
+        update_endpoint(enabling, endpoint, {"enabled": True}, transport=NO_TRANSPORT)
+    assert [ref.id for ref in published] == ids[:1]  # FIFO: the head only
+    with session_scope() as switching:
+        endpoint = switching.get(Endpoint, endpoint_id)
+        assert endpoint is not None
+        update_endpoint(switching, endpoint, {"ordering": "none"}, transport=NO_TRANSPORT)
+    assert [ref.id for ref in published] == ids  # and the rest once it is not FIFO
