@@ -72,7 +72,8 @@ class _Api(flask_smorest.Api):  # type: ignore[misc]  # untyped base
 def create_app(settings_overrides: dict[str, Any] | None = None) -> Flask:
     """Build the WSGI app; ``settings_overrides`` are Flask config entries, applied last.
 
-    The service's own settings come from the environment (:func:`webhooks.config.get_settings`).
+    The service's own settings come from the environment
+    (:func:`webhooks.core.config.get_settings`).
     """
     configure_logging(get_settings())
     app = Flask(__name__)

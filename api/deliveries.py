@@ -1,8 +1,8 @@
 """``/v1/tenants/{tenant}/deliveries``: the execution history of a tenant's events.
 
 Deliveries filtered by endpoint, event, state and creation time, one delivery with its
-attempts, and redelivery. The queries are :mod:`webhooks.history_queries`; redelivery is
-:mod:`webhooks.redelivery`, where its rules are written down.
+attempts, and redelivery. The queries are :mod:`webhooks.history.queries`; redelivery is
+:mod:`webhooks.delivery.redelivery`, where its rules are written down.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``/v1/tenants/{tenant}/events``: send events, and read them back with their deliveries.
 
-Sending is :func:`webhooks.ingest.ingest`, the same code path as the producer library's
+Sending is :func:`webhooks.ingest.enqueue.ingest`, the same code path as the producer library's
 ``enqueue_event``: the event and one delivery per matching endpoint are committed together,
 and the delivery tasks are published after the commit.
 """

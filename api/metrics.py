@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus text for a scraper (see :mod:`webhooks.metrics`).
+"""``GET /metrics``: Prometheus text for a scraper (see :mod:`webhooks.ops.metrics`).
 
 Unauthenticated, as scrapers expect: expose it on the internal network only (a reverse
 proxy that does not route ``/metrics`` from outside, or a network policy). It reveals counts,

@@ -1,7 +1,7 @@
 """Lists: ``?limit=`` and ``?cursor=`` in, ``{"data": [...], "next_cursor": ...}`` out.
 
 The cursor is the last id shown, base64url-encoded so that clients treat it as opaque; the
-paging itself is :func:`webhooks.pagination.page` (keyset on the id, newest first).
+paging itself is :func:`webhooks.history.pagination.page` (keyset on the id, newest first).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each process times, one call at a time, either ``enqueue_event`` or the baseline pair the
 target compares it with: one bare Celery publish (stock Celery and kombu on the same broker,
 with the library's serializer, queues and transport options, but kombu's own Redis transport
-where the library uses :mod:`webhooks.redis_transport`) and one single-row Postgres commit
+where the library uses :mod:`webhooks.broker.redis_transport`) and one single-row Postgres commit
 (the library's own engine). Running both kinds in the same processes, in alternating blocks,
 makes the ratio immune to the machine's drift and to what else the processes carry.
 

@@ -4,7 +4,7 @@ Everything a run touches is its own, so a run never disturbs (nor is disturbed b
 of) the test suite or another engineer's work on the same servers:
 
 - a database ``bench_<pid>`` created on the local Postgres, migrated with the shipped
-  Alembic scripts (:func:`webhooks.migrate.upgrade`), dropped at the end;
+  Alembic scripts (:func:`webhooks.ops.migrate.upgrade`), dropped at the end;
 - a Redis db number of its own (13 unless it is taken), flushed before each scenario, and
   held for the whole run under the test suite's lock key (``tests/e2e/broker.py``): the
   suite picks free db numbers 1-15 by ``SET NX`` of that key and flushes them, so a db not

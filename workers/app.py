@@ -28,7 +28,7 @@ from webhooks.ops import metrics
 F = TypeVar("F", bound=Callable[..., Any])
 
 SWEEP_INTERVAL = get_settings().sweep_interval_seconds
-"""Seconds between sweeps (:mod:`webhooks.sweeper`): the lateness of long retries at most."""
+"""Seconds between sweeps (:mod:`webhooks.delivery.sweeper`): how late a long retry goes out."""
 
 SWEEP_EXPIRES = 60.0
 """Seconds a sweep may wait for a worker. It has a queue of its own, so it waits only for a
@@ -37,7 +37,7 @@ to run it, and the sweeps beat sent since cover it (without the expiry a worker 
 after hours would first run every one of them)."""
 
 PURGE_INTERVAL = 3600.0
-"""Seconds between retention purges (:mod:`webhooks.retention`)."""
+"""Seconds between retention purges (:mod:`webhooks.history.retention`)."""
 
 app = celery_app()
 app.conf.update(
@@ -67,7 +67,7 @@ app.conf.update(
             "schedule": SWEEP_INTERVAL,
             "options": {"expires": max(SWEEP_EXPIRES, SWEEP_INTERVAL)},
         },
-        # History retention (webhooks.retention): hourly, in small batches.
+        # History retention (webhooks.history.retention): hourly, in small batches.
         "purge": {
             "task": PURGE_TASK,
             "schedule": PURGE_INTERVAL,
@@ -98,7 +98,7 @@ signals.worker_init.connect(_green_psycopg)
 
 
 def _logging(loglevel: int | str | None = None, **_: Any) -> None:
-    """Worker and beat log through :mod:`webhooks.logs` (text or JSON), not Celery's format.
+    """Worker and beat log through :mod:`webhooks.core.logs` (text or JSON), not Celery's format.
 
     Connecting to ``setup_logging`` tells Celery to leave logging alone; ``--loglevel`` still
     applies.

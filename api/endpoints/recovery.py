@@ -2,7 +2,7 @@
 
 For a receiver back from an outage: every delivery to it that failed for good since a time
 (and up to another, or now) goes out again. The count is taken at once and returned; the
-redelivering runs in the background (:mod:`webhooks.redelivery`).
+redelivering runs in the background (:mod:`webhooks.delivery.redelivery`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``GET .../endpoints/{id}/stats``: an endpoint's health over 1 h, 24 h and 7 d.
 
-The numbers are :func:`webhooks.stats.endpoint_stats`; this module only shapes them.
+The numbers are :func:`webhooks.history.stats.endpoint_stats`; this module only shapes them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ deliveries or of an endpoint's run history, by endpoint and status, answers with
    failed, a few recent ones open), 1,000,000 attempts (3.3 per delivery on average), ids
    minted as ULIDs of their own time as the engine would; then ``VACUUM ANALYZE``.
 2. Time pages of 50, first and deep (a cursor half-way down the endpoint's list), through
-   the domain query functions and :func:`webhooks.pagination.page` (what the API runs),
+   the domain query functions and :func:`webhooks.history.pagination.page` (what the API runs),
    and the same pages through the Flask test client; print ``EXPLAIN (ANALYZE, BUFFERS)``.
 3. Purge with the default retention (30 days): the oldest third, about 600,000 rows, in
    batches, while another process inserts an event, a delivery and an attempt per

@@ -126,7 +126,7 @@ def test_flower_lists_the_delivered_task(
     assert delivery_id in deliveries
     assert task["name"] == "webhooks.deliver" and task["worker"].startswith("celery@")
 
-    # The worker's log went through webhooks.logs: JSON lines, the attempt line among them.
+    # The worker's log went through webhooks.core.logs: JSON lines, the attempt line among them.
     logged = [line for line in worker.log.read_text().splitlines() if line.startswith("{")]
     records = [json.loads(line) for line in logged]
     assert any(r["logger"] == "webhooks.delivery" for r in records)

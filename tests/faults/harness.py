@@ -31,7 +31,7 @@ from webhooks.models import Attempt, Delivery, Endpoint, Tenant
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 RECOVERY_SECONDS = 30.0
-"""The contract's promise (section 6): once a worker runs again, every open due delivery goes
+"""The promise: once a worker runs again, every open due delivery goes
 out within this long of a worker being killed or the broker losing its messages."""
 
 SLOW = 0.2
@@ -370,7 +370,7 @@ class Recovery:
     extra_sends: int
 
     def check(self, *, back_after_fault: float, claims_died: bool) -> None:
-        """Assert the contract's bound; record the figures.
+        """Assert the promised bound; record the figures.
 
         Within :data:`RECOVERY_SECONDS` of a worker being back. A delivery a killed worker
         had claimed cannot be sent before its lease ends (the engine's ``CLAIM_DURATION``),

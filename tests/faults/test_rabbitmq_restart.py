@@ -1,5 +1,5 @@
 """RabbitMQ restarted mid-burst: durable queues survive, publishes made while it was down
-are lost, and once it is back every open delivery goes out within 30 s (CONTRACT.md §6).
+are lost, and once it is back every open delivery goes out within 30 s.
 
 The node is a throwaway of its own (``tests.services.ThrowawayRabbitMQ``), next to the shared
 one; the worker, beat and the producer (this process) are left running through the restart.

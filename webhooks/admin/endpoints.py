@@ -3,9 +3,10 @@
 An endpoint's fields end up in HTTP requests made from inside the operator's network, so each
 is checked before it is stored: header names must be valid and must not override what the
 dispatcher itself controls (framing, ``Host``, the Standard Webhooks signature headers), header
-values must not smuggle line breaks, the URL must pass :mod:`webhooks.ssrf`, a JSON template
-must render valid JSON. With ``verify`` (the default) a change that alters what the receiver
-gets or must check is stored only if the endpoint answers a PING (:mod:`webhooks.ping`).
+values must not smuggle line breaks, the URL must pass :mod:`webhooks.outbound.ssrf`, a JSON
+template must render valid JSON. With ``verify`` (the default) a change that alters what the
+receiver gets or must check is stored only if the endpoint answers a PING
+(:mod:`webhooks.outbound.ping`).
 
 Field values arrive with the types of the :class:`~webhooks.models.Endpoint` columns (the API
 checks types); ``None`` resets a field to its default.
@@ -285,7 +286,7 @@ def _validate_event_types(filters: list[str]) -> list[str]:
 
 
 #: The checks of the fields that have one, each returning the value to store. ``url`` is
-#: checked by :func:`webhooks.ssrf.check_target` and ``template`` against the content type
+#: checked by :func:`webhooks.outbound.ssrf.check_target` and ``template`` against the content type
 #: once every field is set (:func:`_check_consistency`).
 _CHECKS: Mapping[str, Callable[[Any], Any]] = {
     "description": _validate_description,
@@ -394,8 +395,8 @@ def create_endpoint(
 ) -> Endpoint:
     """Check ``fields``, PING unless ``verify`` is false, then add the endpoint.
 
-    :raises InvalidInput: a field is invalid; :class:`~webhooks.errors.TargetRefused` for the
-        URL; :class:`~webhooks.ping.PingFailed` when the PING is not answered with a 2xx.
+    :raises InvalidInput: a field is invalid; :class:`~webhooks.core.errors.TargetRefused` for the
+        URL; :class:`~webhooks.outbound.ping.PingFailed` when the PING is not answered with a 2xx.
         Nothing is added then.
     """
     # Every column set now, not by the flush: the PING is built from the unsaved object.

@@ -6,7 +6,7 @@ further, in a worker process). One publish per delivery, all the deliveries of o
 through one producer connection taken from the pool.
 
 Publishing is best effort by design: the database is the source of truth and the sweeper
-(:mod:`webhooks.sweeper`) republishes whatever is due and was never picked up, so a broker
+(:mod:`webhooks.delivery.sweeper`) republishes whatever is due and was never picked up, so a broker
 that is down costs a delay, never a delivery. Failures are logged, not raised.
 
 Publishing after a commit (the transactional outbox): :func:`publish_after_commit` keeps the
@@ -59,7 +59,7 @@ REDIS_MAX_CONNECTIONS = 200
 """Redis connections a process may open per kombu channel (above any gevent concurrency)."""
 
 REDIS_TRANSPORT = "webhooks.broker.redis_transport:Transport"
-"""kombu's Redis transport sharing one client per channel (see :mod:`webhooks.redis_transport`)."""
+"""kombu's Redis transport with one client per channel (:mod:`webhooks.broker.redis_transport`)."""
 
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 """Enough to get past a stale pooled connection, short enough not to stall a producer."""

@@ -9,8 +9,8 @@ So a connection is pinged only when it has sat idle in the pool for more than
 :data:`IDLE_PING_SECONDS` (the likely victims of a restart that happened while nothing ran);
 a connection found dead mid-burst raises a disconnect error, on which SQLAlchemy invalidates
 the whole pool, and the hot paths (:func:`webhooks.ingest.enqueue_event`,
-:func:`webhooks.delivery.process`) run their one statement again once (:func:`retry_on_disconnect`)
-on a fresh connection.
+:func:`webhooks.delivery.engine.process`) run their one statement again once
+(:func:`retry_on_disconnect`) on a fresh connection.
 """
 
 import time

@@ -6,7 +6,7 @@ to parse and plan as to run: 0.24 ms of planning and 0.37 ms of execution, measu
 the cached plan, and goes through ``exec_driver_sql`` (no SQL compilation on our side either):
 the statement's round trip fell from 1.07 to 0.65 ms (p50, 1,500 calls, interleaved).
 
-Only on autocommit connections (:func:`webhooks.db.autocommit_engine`): a ``PREPARE`` that
+Only on autocommit connections (:func:`webhooks.core.db.autocommit_engine`): a ``PREPARE`` that
 failed inside a transaction would abort it. A prepared statement lives as long as its
 connection; the set of names prepared on a connection lives in the pool's record of it, which
 is dropped with the connection when it is invalidated, so a new connection prepares again.

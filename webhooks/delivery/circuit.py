@@ -1,4 +1,4 @@
-"""The circuit breaker's rule (contract §6), as pure functions over an endpoint's circuit.
+"""The circuit breaker's rule, as pure functions over an endpoint's circuit.
 
 After :data:`THRESHOLD` failed attempts in a row the circuit opens: the endpoint's deliveries
 wait, using up no attempt, for a cool-down (:data:`FIRST_COOLDOWN`, doubling on every failed

@@ -62,8 +62,8 @@ def received(delivery_id: str) -> None:
     """Clear the stamp of a dead letter that arrived, so the sweeper does not send it again.
 
     The worker that failed the delivery stamped ``locked_until`` as it published the dead
-    letter (see :func:`webhooks.sweeper.lost_dead_letters`). Cleared before the handler runs:
-    what is made durable is the hand-over through the broker; a handler that raises fails its
+    letter (see :func:`webhooks.delivery.sweeper.lost_dead_letters`). Cleared before the handler
+    runs: what is made durable is the hand-over through the broker; a handler that raises fails its
     task, shown in Flower, and is not called again and again.
     """
     with session_scope() as session:

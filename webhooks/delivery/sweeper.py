@@ -4,7 +4,7 @@ The database is the only record of what is due (``next_attempt_at``); a task mes
 hint to act on it now. Messages get lost (broker down at enqueue, process killed between
 commit and publish, Redis flushed or restarted without persistence, a killed worker's
 messages stuck in kombu's unacked hash until the visibility timeout), and long retries are
-never published as countdowns (see :data:`webhooks.broker.MAX_COUNTDOWN`). Beat runs the
+never published as countdowns (see :data:`webhooks.broker.publishing.MAX_COUNTDOWN`). Beat runs the
 sweep every few seconds, on a queue of its own, and it publishes every open delivery that is
 due and whose message the broker no longer holds.
 
@@ -221,8 +221,8 @@ def lost_dead_letters(
     """Stamp again and return failed deliveries whose dead letter never arrived.
 
     The same lease as for open deliveries: the worker stamps ``locked_until`` as it publishes
-    the dead letter, :func:`webhooks.dead_letter.received` clears it, and a stamp older than
-    ``republish_after`` means the message was lost (or is still queued, and arrives twice:
+    the dead letter, :func:`webhooks.delivery.dead_letter.received` clears it, and a stamp older
+    than ``republish_after`` means the message was lost (or is still queued, and arrives twice:
     dead letters are at-least-once anyway).
     """
     refs = stamp(

@@ -1,4 +1,4 @@
-"""Delivery controls at send time: rate limit, FIFO ordering, circuit breaker (contract §5, §6).
+"""Delivery controls at send time: rate limit, FIFO ordering, circuit breaker.
 
 An endpoint with a rate limit, with ``"ordering": "fifo"`` or with a circuit that is not
 closed is *controlled*: the fast claim (:mod:`webhooks.delivery.engine`) leaves its deliveries

@@ -1,6 +1,6 @@
 """Reading the execution history: deliveries and attempts, filtered, for keyset paging.
 
-Each function returns a ``Select`` that :func:`webhooks.pagination.page` pages newest first
+Each function returns a ``Select`` that :func:`webhooks.history.pagination.page` pages newest first
 by id. Time windows (``since``/``until``) are turned into bounds on the id as well as on the
 time column: ids are ULIDs, whose first 48 bits are the creation time in milliseconds, so
 ``id >= floor(since)`` lets the planner walk the ``(endpoint_id, status, id)``,

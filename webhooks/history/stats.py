@@ -8,7 +8,7 @@ should not read as a middling success rate. Latency percentiles are Postgres's
 ``percentile_cont``; on SQLite (the embedded default, small by nature) the durations are
 fetched and interpolated the same way in Python.
 
-Every query is bounded by the window through the id (see :mod:`webhooks.history_queries`),
+Every query is bounded by the window through the id (see :mod:`webhooks.history.queries`),
 so it reads the ``(endpoint_id, status, id)`` and ``(endpoint_id, id)`` indexes from the
 window's start rather than the endpoint's whole history.
 """

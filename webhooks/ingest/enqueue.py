@@ -193,7 +193,7 @@ _INGEST_PARAMETERS = (
 
 def _ingest_statement(tenant_column: str) -> PreparedStatement:
     """The statement for one way of naming the tenant: prepared for ``enqueue_event``'s own
-    autocommit connection, as text in a caller's transaction (see webhooks.prepared)."""
+    autocommit connection, as text in a caller's transaction (see webhooks.core.prepared)."""
     sql = _INGEST_SQL.format(
         tenant_column=tenant_column,
         targets=_targets_sql(POSTGRES, "(SELECT id FROM tenant)"),
@@ -230,7 +230,7 @@ def enqueue_event(
 
     ``tenant`` is a tenant's id or uid. With ``session`` the rows join the caller's
     transaction and are published only if it commits (the caller commits); without, this
-    commits on its own before returning. Raises :class:`~webhooks.errors.WebhooksError`
+    commits on its own before returning. Raises :class:`~webhooks.core.errors.WebhooksError`
     subclasses: unknown tenant, invalid or too large payload, database unreachable.
     """
     request = _Request(

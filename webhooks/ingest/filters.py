@@ -1,4 +1,4 @@
-"""Payload filters: which events an endpoint wants, as a condition on the envelope (contract §5).
+"""Payload filters: which events an endpoint wants, as a condition on the envelope.
 
 A filter is a JSON object whose keys are dotted paths into the envelope (``type``,
 ``data.status``, ``data.booking.amount``; a number segment indexes a list) and whose values

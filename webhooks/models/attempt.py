@@ -28,7 +28,7 @@ class Attempt(Base):
         Index(None, "started_at"),
         # Run history filtered to failures, and an endpoint's last failure: failures are
         # few among many successes, so they get an index of their own (the predicate is
-        # webhooks.history_queries.attempt_failed, as Postgres normalises it).
+        # webhooks.history.queries.attempt_failed, as Postgres normalises it).
         Index(
             "ix_attempts_failed", "endpoint_id", "id", postgresql_where=FAILED, sqlite_where=FAILED
         ),

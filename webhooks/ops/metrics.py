@@ -153,7 +153,7 @@ def process_registry() -> CollectorRegistry:
 class BacklogCollector(Collector):
     """Gauges read when scraped: open and due deliveries, broker queue depths.
 
-    Each source has :data:`webhooks.readiness.BUDGET` to answer; one that does not is
+    Each source has :data:`webhooks.ops.readiness.BUDGET` to answer; one that does not is
     reported by ``webhooks_database_up`` / ``webhooks_broker_up`` 0 and its gauges are left
     out of the scrape (an absent series, not a made-up zero).
     """

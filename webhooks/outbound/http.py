@@ -5,7 +5,7 @@ gigabytes, redirect into the operator's network or resolve to it. A delivery wor
 survive all of that in bounded time and memory, and record what happened instead of
 raising, because a failed call is an ordinary event in the life of a delivery.
 
-The SSRF check (:mod:`webhooks.ssrf`) is made on the very addresses the socket connects
+The SSRF check (:mod:`webhooks.outbound.ssrf`) is made on the very addresses the socket connects
 to: the connection class used by the urllib3 pools resolves the host itself, checks every
 address and connects to a checked one. Checking first and letting the HTTP library resolve
 again would leave a window for DNS rebinding (an answer that is public for the check and

@@ -4,7 +4,7 @@ Endpoint URLs are chosen by tenants, and the dispatcher calls them from inside t
 network, so a URL is a request to reach *anything* the worker can reach: the cloud metadata
 service, the database, an admin port on localhost. This module decides what is allowed. The
 API checks a URL when an endpoint is created or changed, so that a tenant hears about a bad
-URL at once; the worker checks again at every send (see :mod:`webhooks.transport`), because
+URL at once; the worker checks again at every send (see :mod:`webhooks.outbound.http`), because
 DNS answers change and only the addresses actually connected to matter.
 
 The rule: ``https://`` (``http://`` only when ``WEBHOOKS_ALLOW_HTTP`` says so), no

@@ -1,6 +1,6 @@
 """How the command line shows objects: a readable table by default, JSON with ``--json``.
 
-The JSON is the API's representation of the same object (contract §5), so a script can move
+The JSON is the API's representation of the same object, so a script can move
 between ``webhooks ... --json`` and ``curl`` without translating; lists print one object per
 line, so that ``grep`` and ``jq`` work line by line.
 """
