@@ -26,7 +26,6 @@ from webhooks.models import Attempt, Delivery, Endpoint, Tenant
 
 pytestmark = pytest.mark.e2e
 
-broker_url = on_redis.broker_url
 dead_letter_file = on_redis.dead_letter_file
 worker = on_redis.worker
 tenant = on_redis.tenant
