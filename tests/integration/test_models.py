@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from webhooks.admin.tenants import create_tenant
 from webhooks.models import Delivery, Endpoint, Event
+from webhooks.outbound.signing import hmac_secrets
 
 
 def _endpoint(session: Session, tenant_id: str, **fields: object) -> Endpoint:
@@ -79,8 +80,8 @@ def test_signing_secrets_include_the_previous_one_until_it_expires(session: Sess
         previous_secret="old",
         previous_secret_expires_at=now + timedelta(hours=24),
     )
-    assert endpoint.signing_secrets(now) == ["new", "old"]
-    assert endpoint.signing_secrets(now + timedelta(hours=25)) == ["new"]
+    assert hmac_secrets(endpoint, now) == ["new", "old"]
+    assert hmac_secrets(endpoint, now + timedelta(hours=25)) == ["new"]
 
 
 def test_deleting_a_tenant_cascades(session: Session) -> None:

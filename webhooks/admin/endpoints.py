@@ -500,7 +500,7 @@ def rotation_ends_at(endpoint: Endpoint, at: datetime) -> datetime | None:
     Only the newest two secrets ever sign: rotating again during a rotation ends the first
     previous secret at once, so this is the one expiry a receiver has to know.
     """
-    if len(endpoint.signing_secrets(at)) < 2:
+    if len(signing.hmac_secrets(endpoint, at)) < 2:
         return None
     return endpoint.previous_secret_expires_at
 

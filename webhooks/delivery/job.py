@@ -20,7 +20,6 @@ from webhooks.broker.publishing import DeliveryRef
 from webhooks.core import crypto
 from webhooks.models import Endpoint, Event
 from webhooks.models.base import EncryptedJSON, EncryptedText, load_json
-from webhooks.outbound import signing
 from webhooks.outbound.request import envelope
 
 
@@ -54,18 +53,6 @@ class EndpointConfig:
     client_certificate: dict[str, Any] | None
     #: ``none`` or ``fifo`` (whose attempts release the next delivery as they finish).
     ordering: str
-
-    def signing_secrets(self, at: datetime) -> list[str]:
-        """The secrets to sign with at ``at``, newest first (two during a rotation)."""
-        return signing.active_secrets(
-            self.secret, self.previous_secret, self.previous_secret_expires_at, at
-        )
-
-    def signing_keys(self, at: datetime) -> list[str]:
-        """The ed25519 private keys to sign with at ``at``, newest first; empty for ``hmac``."""
-        return signing.active_secrets(
-            self.signing_key, self.previous_signing_key, self.previous_signing_key_expires_at, at
-        )
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], *, decrypt: bool = True) -> EndpointConfig:

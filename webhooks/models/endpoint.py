@@ -72,18 +72,6 @@ class Endpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
-    def signing_secrets(self, at: datetime) -> list[str]:
-        """The secrets to sign with at ``at``, newest first (two during a rotation)."""
-        return signing.active_secrets(
-            self.secret, self.previous_secret, self.previous_secret_expires_at, at
-        )
-
-    def signing_keys(self, at: datetime) -> list[str]:
-        """The ed25519 private keys to sign with at ``at``, newest first; empty for ``hmac``."""
-        return signing.active_secrets(
-            self.signing_key, self.previous_signing_key, self.previous_signing_key_expires_at, at
-        )
-
     @property
     def public_key(self) -> str | None:
         """The ``whpk_`` key receivers verify with (``ed25519`` endpoints only)."""

@@ -18,7 +18,7 @@ USER_AGENT = f"webhooks/{__version__}"
 AUTHORIZATION = "Authorization"
 
 
-class RequestTarget(Protocol):
+class RequestTarget(signing.Rotating, Protocol):
     """What a request is built from: an ORM endpoint (a PING) or the engine's read-only copy
     of one (a delivery)."""
 
@@ -48,9 +48,6 @@ class RequestTarget(Protocol):
     def auth(self) -> dict[str, Any] | None: ...
     @property
     def client_certificate(self) -> dict[str, Any] | None: ...
-
-    def signing_secrets(self, at: datetime) -> list[str]: ...
-    def signing_keys(self, at: datetime) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,7 @@ def build_request(
     ``auth``), which nothing may override.
     """
     payload = render_body(endpoint, body)
-    secrets = endpoint.signing_secrets(at)
+    secrets = signing.hmac_secrets(endpoint, at)
     headers = {"Content-Type": endpoint.content_type, "User-Agent": USER_AGENT}
     headers.update(endpoint.headers)
     if endpoint.api_key_header and endpoint.api_key:
@@ -97,7 +94,7 @@ def build_request(
         headers[endpoint.signature_header] = signing.hex_signature(secrets[0], payload)
     if authorization is not None:
         headers[AUTHORIZATION] = authorization
-    keys = endpoint.signing_keys(at) if endpoint.signing == signing.ED25519 else []
+    keys = signing.ed25519_keys(endpoint, at) if endpoint.signing == signing.ED25519 else []
     headers.update(
         signing.signature_headers(
             body["id"], int(at.timestamp()), payload, secrets, private_keys=keys

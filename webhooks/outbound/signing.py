@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from secrets import token_bytes
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -155,6 +156,41 @@ def active_secrets(
     if previous and previous_expires_at is not None and previous_expires_at > at:
         return [current, previous]
     return [current]
+
+
+class Rotating(Protocol):
+    """What rotates on an endpoint: the HMAC secret and the ed25519 key, each with the value it
+    replaced and when that stops signing (the ORM endpoint and the engine's copy of one)."""
+
+    @property
+    def secret(self) -> str: ...
+    @property
+    def previous_secret(self) -> str | None: ...
+    @property
+    def previous_secret_expires_at(self) -> datetime | None: ...
+    @property
+    def signing_key(self) -> str | None: ...
+    @property
+    def previous_signing_key(self) -> str | None: ...
+    @property
+    def previous_signing_key_expires_at(self) -> datetime | None: ...
+
+
+def hmac_secrets(endpoint: Rotating, at: datetime) -> list[str]:
+    """The HMAC secrets that sign at ``at``, newest first (two during a rotation)."""
+    return active_secrets(
+        endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, at
+    )
+
+
+def ed25519_keys(endpoint: Rotating, at: datetime) -> list[str]:
+    """The ed25519 private keys that sign at ``at``, newest first; none on ``hmac`` endpoints."""
+    return active_secrets(
+        endpoint.signing_key,
+        endpoint.previous_signing_key,
+        endpoint.previous_signing_key_expires_at,
+        at,
+    )
 
 
 def generate_private_key() -> str:
