@@ -147,8 +147,8 @@ class Decision:
     verdict: Verdict
     #: The delivery, with the seconds until its slot (``ADMITTED``).
     delivery: DeliveryRef | None = None
-    #: The claim (``TAKEN``): ``attempts``, ``claims`` (its fencing token), ``event_id``,
-    #: ``endpoint_id``, for :func:`webhooks.delivery.portable.load`.
+    #: The claim (``TAKEN``): ``attempts``, ``claims`` and ``lease`` (its fencing token),
+    #: ``event_id``, ``endpoint_id``, for :func:`webhooks.delivery.portable.load`.
     claimed: Mapping[str, Any] | None = None
 
 
@@ -246,7 +246,13 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             admitted=False,
             updated_at=Delivery.updated_at,
         )
-        .returning(Delivery.attempts, Delivery.claims, Delivery.event_id, Delivery.endpoint_id),
+        .returning(
+            Delivery.attempts,
+            Delivery.claims,
+            Delivery.locked_until.label("lease"),  # with claims, the fencing token
+            Delivery.event_id,
+            Delivery.endpoint_id,
+        ),
         execution_options={"synchronize_session": False},
     ).first()
     if claimed is None:
