@@ -47,7 +47,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, help="deliveries per throughput phase (20000)")
     parser.add_argument("--rounds", type=int, help="interleaved repetitions (1)")
     parser.add_argument("--pools", help="comma-separated pools (gevent,prefork)")
-    parser.add_argument("--gevent-concurrency", type=int, help="-c of gevent workers (500)")
+    parser.add_argument("--gevent-concurrency", type=int, help="-c of gevent workers (1000)")
     parser.add_argument("--prefork-concurrency", type=int, help="-c of prefork workers (2)")
     parser.add_argument("--rate", type=float, help="latency offered rate (half the max)")
     parser.add_argument("--latency-seconds", type=float, help="length of a latency phase")

@@ -169,7 +169,7 @@ within an hour; figures from different runs are not comparable.
 
 Useful options: `--size N` (deliveries per throughput phase; the other sizes follow),
 `--rounds R` (interleaved repetitions, medians reported), `--pools gevent,prefork`,
-`--gevent-concurrency 500`, `--prefork-concurrency 2`, `--rate R` (latency offered rate),
+`--gevent-concurrency 1000`, `--prefork-concurrency 2`, `--rate R` (latency offered rate),
 `--output-dir DIR` / `--no-write`.
 
 The run provisions everything itself on the local Postgres and Redis: a database
@@ -184,7 +184,7 @@ receiver, and Celery workers started per scenario and killed with their process 
   task (HMAC-sign, `requests.post`, insert one attempt row, one commit) — both in
   `bench/baseline_tasks.py`, on the engine's own Celery configuration — and (3) a plain loop
   with a keep-alive `requests.Session` and the same row, no Celery (the hardware's ceiling
-  for this work). Gevent `-c 500` (the Procfile's worker), prefork `-c 2`, and one gevent
+  for this work). Gevent `-c 1000` (the Procfile's worker), prefork `-c 2`, and one gevent
   process per core (the Procfile run once per core), each against the baselines at the same
   topology.
 - **slow**: 200 endpoints answering in 100 ms and in 1 s against a fast receiver, the engine
