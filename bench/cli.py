@@ -21,7 +21,7 @@ from bench import meta, plot, report
 from bench.context import POOLS, Bench, Options
 from bench.provision import DEFAULT_REDIS_DB, provision
 from bench.receiver import Receiver
-from bench.scenarios import SCENARIOS, runner
+from bench.scenarios import SCENARIOS, runner, slow
 from bench.stats import Figure
 from tests.services import free_port
 
@@ -47,7 +47,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, help="deliveries per throughput phase (20000)")
     parser.add_argument("--rounds", type=int, help="interleaved repetitions (1)")
     parser.add_argument("--pools", help="comma-separated pools (gevent,prefork)")
-    parser.add_argument("--gevent-concurrency", type=int, help="-c of gevent workers (200)")
+    parser.add_argument("--gevent-concurrency", type=int, help="-c of gevent workers (1000)")
     parser.add_argument("--prefork-concurrency", type=int, help="-c of prefork workers (2)")
     parser.add_argument("--rate", type=float, help="latency offered rate (half the max)")
     parser.add_argument("--latency-seconds", type=float, help="length of a latency phase")
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     bench: Bench | None = None
     crashed = False
     try:
-        receiver = Receiver(free_port(), hosts=max(options.endpoints, 1))
+        # A host address per endpoint: the slow scenario's 200 endpoints are the most.
+        receiver = Receiver(free_port(), hosts=max(options.endpoints, slow.ENDPOINTS))
         log_dir = tempfile.mkdtemp(prefix="bench-logs-")
         bench = Bench(options, env, receiver, log_dir)
         run_meta = meta.collect(env.redis_url)

@@ -49,7 +49,7 @@ class Options:
     size: int = 20_000
     quick: bool = False
     pools: tuple[str, ...] = POOLS
-    gevent_concurrency: int = 200  # the Procfile's worker
+    gevent_concurrency: int = 1000  # the Procfile's worker
     prefork_concurrency: int = 2
     rounds: int = 1
     endpoints: int = 50

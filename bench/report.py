@@ -169,7 +169,7 @@ within an hour; figures from different runs are not comparable.
 
 Useful options: `--size N` (deliveries per throughput phase; the other sizes follow),
 `--rounds R` (interleaved repetitions, medians reported), `--pools gevent,prefork`,
-`--gevent-concurrency 200`, `--prefork-concurrency 2`, `--rate R` (latency offered rate),
+`--gevent-concurrency 1000`, `--prefork-concurrency 2`, `--rate R` (latency offered rate),
 `--output-dir DIR` / `--no-write`.
 
 The run provisions everything itself on the local Postgres and Redis: a database
@@ -184,7 +184,11 @@ receiver, and Celery workers started per scenario and killed with their process 
   task (HMAC-sign, `requests.post`, insert one attempt row, one commit) — both in
   `bench/baseline_tasks.py`, on the engine's own Celery configuration — and (3) a plain loop
   with a keep-alive `requests.Session` and the same row, no Celery (the hardware's ceiling
-  for this work). Gevent `-c 200` (the Procfile's worker) and prefork `-c 2`.
+  for this work). Gevent `-c 1000` (the Procfile's worker), prefork `-c 2`, and one gevent
+  process per core (the Procfile run once per core), each against the baselines at the same
+  topology.
+- **slow**: 200 endpoints answering in 100 ms and in 1 s against a fast receiver, the engine
+  and the naive task, per pool: the slow rates as ratios to the same worker's fast one.
 - **latency**: enqueue → receipt at the receiver, p50/p95/p99, at half the maximum rate
   measured above (the naive task at half of its own maximum, as baseline).
 - **hol**: 5 of 50 endpoints never answer (past their timeout) while the other 45 receive
@@ -192,6 +196,8 @@ receiver, and Celery workers started per scenario and killed with their process 
 - **enqueue**: `enqueue_event` p50/p99 and events/s from 1 and 4 producer processes with
   1 and 3 matching endpoints, against one bare `apply_async` + one single-row commit
   measured in the same processes, in alternating phases.
+- **tenants**: `enqueue_event` among 10,000 endpoints of 1,000 tenants (type wildcards)
+  against a database with one endpoint, in alternating blocks.
 - **rss**: the engine worker's RSS over 5 x N deliveries (100,000).
 - **history**: 1,000,000 attempts and 300,000 deliveries seeded with `generate_series`;
   deliveries and run-history pages (first and deep) p95 in-process and through the API, their

@@ -5,9 +5,9 @@ library and by the workers share one configuration and one connection pool; here
 only consumers need. A plain ``celery -A workers worker`` consumes every queue (``-Q`` splits
 them across pools).
 
-The production pool is gevent with a high concurrency (``-P gevent -c 200`` in the Procfile):
-a delivery waits on the network, not the CPU. Under gevent, psycopg2 would block the whole
-process on every query, so its wait callback is replaced by psycogreen's as the worker
+The production pool is gevent with a high concurrency (``-P gevent -c 1000``, one process per
+core): a delivery waits on the network, not the CPU. Under gevent, psycopg2 would block the
+whole process on every query, so its wait callback is replaced by psycogreen's as the worker
 starts.
 """
 

@@ -18,6 +18,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         "bench.scenarios.throughput",
         "end-to-end deliveries/s, gevent and prefork, vs no-op task, naive task, plain loop",
     ),
+    "slow": (
+        "bench.scenarios.slow",
+        "200 endpoints answering in 100 ms and in 1 s vs a fast receiver, engine and naive task",
+    ),
     "latency": (
         "bench.scenarios.latency",
         "enqueue → receipt p50/p95/p99 at half the measured maximum rate",
@@ -29,6 +33,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "enqueue": (
         "bench.scenarios.enqueue",
         "enqueue_event p50/p99 and events/s, 1 and 4 producers, 1 and 3 endpoints",
+    ),
+    "tenants": (
+        "bench.scenarios.tenants",
+        "enqueue_event p50 among 10,000 endpoints of 1,000 tenants (type wildcards) vs 1 endpoint",
     ),
     "rss": ("bench.scenarios.rss", "worker RSS growth over a long run"),
     "history": ("bench.scenarios.history", "history pages p95 on 1M attempts; purge vs inserts"),

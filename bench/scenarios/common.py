@@ -41,9 +41,11 @@ def enqueue(targets: Sequence[Target], index: int) -> str:
     return enqueue_event(EVENT_TYPE, fixtures.sample_data(index), tenant=target.uid)
 
 
-def preload(bench: Bench, kind: str, pool: str, targets: Sequence[Target], count: int) -> None:
+def preload(
+    bench: Bench, scenario: str, kind: str, pool: str, targets: Sequence[Target], count: int
+) -> None:
     """Put ``count`` messages of ``kind`` in the broker, no worker consuming them yet."""
-    with bench.phase("throughput", f"publish {kind} ({pool})") as phase:
+    with bench.phase(scenario, f"publish {kind} ({pool})") as phase:
         if kind == "engine":
             for index in range(count):
                 enqueue(targets, index)
@@ -85,29 +87,31 @@ def drain(
     scenario: str,
     kind: str,
     pool: str,
-    worker: Worker,
+    workers: Sequence[Worker],
     targets: Sequence[Target],
     count: int,
 ) -> float | None:
-    """Preload ``count`` messages, let ``worker`` drain them; deliveries (tasks) per second.
+    """Preload ``count`` messages, let ``workers`` drain them; deliveries (tasks) per second.
 
-    The clock runs from the moment the worker is told to consume to the moment the last
-    message is handled: for the engine and the naive task, the receiver has every request
-    and the database has every row.
+    ``pool`` labels the phase (``gevent``, ``gevent x2``...). The clock runs from the moment
+    the first worker is told to consume to the moment the last message is handled: for the
+    engine and the naive task, the receiver has every request and the database has every row.
     """
     bench.truncate_history()
     bench.receiver.reset()
-    preload(bench, kind, pool, targets, count)
+    preload(bench, scenario, kind, pool, targets, count)
     queue = QUEUES[kind]
     timeout = 120 + count / 10
-    with bench.phase(scenario, f"{kind} ({pool})", [worker]) as phase:
+    with bench.phase(scenario, f"{kind} ({pool})", workers) as phase:
         check = done_check(bench, kind, count)
         started = time.monotonic()
-        worker.consume(queue)
+        for worker in workers:
+            worker.consume(queue)
         finished = fixtures.wait_for(check, timeout)
         phase.ops = count
         phase.seconds = (finished or time.monotonic()) - started
-    worker.stop_consuming(queue)
+    for worker in workers:
+        worker.stop_consuming(queue)
     if finished is None:
         print(f"bench: {kind} ({pool}) did not finish {count} in {timeout:.0f}s")
         return None

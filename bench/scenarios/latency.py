@@ -29,7 +29,7 @@ def _max_rate(
     if known:
         return float(known)
     probe = max(100, min(bench.options.size, 2_000))
-    rate = drain(bench, "latency", kind, pool, worker, targets, probe)
+    rate = drain(bench, "latency", kind, pool, [worker], targets, probe)
     bench.memo.setdefault(key, {})[pool] = rate
     return rate or 20.0
 

@@ -85,7 +85,7 @@ def run(bench: Bench) -> None:
         for round_index in range(options.rounds):
             order = signing.SCHEMES if round_index % 2 == 0 else signing.SCHEMES[::-1]
             for scheme in order:
-                rate = drain(bench, "signing", "engine", pool, worker, by_scheme[scheme],
+                rate = drain(bench, "signing", "engine", pool, [worker], by_scheme[scheme],
                              options.size)  # fmt: skip
                 if rate is None:
                     continue

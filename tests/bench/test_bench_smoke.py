@@ -21,15 +21,18 @@ REPO = Path(__file__).resolve().parents[2]
 QUICK = ("--quick", "--size", "100", "--pools", "gevent")
 SCENARIOS = (
     "throughput",
+    "slow",
     "latency",
     "hol",
     "enqueue",
+    "tenants",
     "rss",
     "history",
     "console",
     "schemas",
     "signing",
     "controls",
+    "sweep",
 )
 
 

@@ -55,8 +55,10 @@ Keeping countdowns short (and the visibility timeout long) avoids that trap enti
 VISIBILITY_TIMEOUT = 2 * 3600
 """Seconds before Redis gives an unacknowledged message to another worker (see above)."""
 
-REDIS_MAX_CONNECTIONS = 200
-"""Redis connections a process may open per kombu channel (above any gevent concurrency)."""
+REDIS_MAX_CONNECTIONS = 2000
+"""Redis connections a process may open per kombu channel: above any gevent ``-c`` the
+operations guide recommends (the Procfile's 1,000, up to 2,000), as every finishing greenlet
+may ack at once."""
 
 REDIS_TRANSPORT = "webhooks.broker.redis_transport:Transport"
 """kombu's Redis transport with one client per channel (:mod:`webhooks.broker.redis_transport`)."""

@@ -99,6 +99,9 @@ def engine_for(url: str, *, autocommit: bool = False) -> Engine:
         # Set once per connection, not per checkout (execution_options would set and reset
         # the isolation level around every use: a round trip each way with psycopg2).
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
+        # Not sized by the worker's -c: a greenlet holds a connection only for its claim and its
+        # record, never while the receiver answers, so even a -c 1000 process with receivers
+        # answering in 1 s keeps a handful busy (docs/operations.md, "Database connections").
         pool_size=10,
         max_overflow=20,
         pool_timeout=POOL_TIMEOUT_SECONDS,
