@@ -7,7 +7,10 @@ from datetime import datetime
 
 from flask import Blueprint
 
+from webhooks.core import clock
 from webhooks.core.redaction import mask_headers
+from webhooks.delivery.circuit import circuit_of
+from webhooks.models import Endpoint
 from webhooks.outbound import client_tls, receiver_auth
 
 
@@ -38,6 +41,11 @@ def masked(headers: dict[str, str] | None) -> dict[str, str]:
     return mask_headers(headers or {})
 
 
+def circuit(endpoint: Endpoint) -> str:
+    """The endpoint's circuit now, as the API's ``circuit`` field shows it."""
+    return str(circuit_of(endpoint).shown(clock.now()))
+
+
 def register(bp: Blueprint) -> None:
     for name, function in (
         ("masked", masked),
@@ -47,5 +55,6 @@ def register(bp: Blueprint) -> None:
         ("percent", percent),
         ("ms", milliseconds),
         ("pretty", pretty),
+        ("circuit", circuit),
     ):
         bp.add_app_template_filter(function, name)

@@ -324,3 +324,16 @@ def test_the_form_sets_the_signing_scheme_and_shows_the_public_key(
         "/console/t/acme/endpoints/new", url="http://127.0.0.1:9/ed", auth='{"type": "magic"}'
     )
     assert refused.status_code == 422 and 'data-field="auth"' in text(refused)
+
+
+def test_endpoint_pages_show_the_circuit(
+    reader: Console, endpoint: Endpoint, session: Session
+) -> None:
+    listed = text(reader.get("/console/t/acme/endpoints"))
+    assert "circuit" in listed and "closed" in listed
+    endpoint.circuit, endpoint.circuit_failures = "open", 10
+    endpoint.circuit_until = now() + timedelta(seconds=30)
+    session.commit()
+    assert ">open<" in reader.get("/console/t/acme/endpoints").get_data(as_text=True)
+    shown = reader.get(f"/console/t/acme/endpoints/{endpoint.id}").get_data(as_text=True)
+    assert "<dt>Circuit</dt><dd>open</dd>" in shown
