@@ -206,7 +206,9 @@ def test_in_flight_cap_defers_without_sending(
     assert len(receiver.calls) == 0
 
 
-@pytest.mark.parametrize(("lease_left", "shortest", "longest"), [(30.0, 29.5, 38.0), (0.3, 1.0, 1.0)])
+@pytest.mark.parametrize(
+    ("lease_left", "shortest", "longest"), [(30.0, 29.5, 38.0), (0.3, 1.0, 1.0)]
+)
 def test_an_old_delivery_behind_the_cap_waits_only_until_the_earliest_lease_ends(
     session: Session,
     tenant: Tenant,
