@@ -452,7 +452,7 @@ def defer_sql(db: Dialect) -> str:
                 FROM (SELECT COALESCE({db.seconds_until(live)}, 0) * :lease_spread
                              AS lease_left) AS left_) AS bounded_) AS wait
     WHERE d.id = :id AND {_UNHELD_AND_DUE.format(now=db.now)}
-    RETURNING {db.seconds_until("d.next_attempt_at")} AS delay
+    RETURNING {db.seconds_until("next_attempt_at")} AS delay
     """
 
 
