@@ -42,6 +42,8 @@ pytestmark = pytest.mark.e2e
 
 BURST = 500
 ONE_ENDPOINT_BURST = 300
+CAP = 10
+"""The default in-flight cap (``WEBHOOKS_ENDPOINT_CONCURRENCY``)."""
 FLUSHED = 400
 RESTARTED = 300
 
@@ -104,7 +106,9 @@ def test_kill_9_of_the_worker_mid_burst_to_one_endpoint(
     try:
         burst = Burst(enqueue_one, ONE_ENDPOINT_BURST)
         wait_until(
-            lambda: receiver.count() >= ONE_ENDPOINT_BURST // 4, 60, "a quarter of the burst sent"
+            lambda: receiver.count() >= ONE_ENDPOINT_BURST // 4 and in_flight().count >= CAP,
+            60,
+            "a quarter of the burst sent, and the endpoint's cap full",
         )
         first.kill()
         since_kill = stopwatch()
