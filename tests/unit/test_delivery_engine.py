@@ -244,6 +244,31 @@ def test_an_old_delivery_behind_the_cap_waits_only_until_the_earliest_lease_ends
     assert len(receiver.calls) == 0
 
 
+def test_a_failing_endpoints_backlog_keeps_the_age_based_deferral(
+    session: Session, tenant: Tenant, endpoint: Endpoint, receiver: Any, transport: Transport
+) -> None:
+    """A hung endpoint's leases end only to be taken again: its backlog is not brought back
+    at every lease's end, but as long again as it is old (ten minutes at most)."""
+    busy = new_delivery(session, tenant)
+    waiting = new_delivery(session, tenant)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == busy)
+        .values(locked_until=clock.now() + timedelta(seconds=20))
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == waiting)
+        .values(created_at=clock.now() - timedelta(minutes=5))
+    )
+    session.execute(update(Endpoint).values(failing_since=clock.now() - timedelta(minutes=5)))
+    session.commit()
+    with environment(WEBHOOKS_ENDPOINT_CONCURRENCY="1"):
+        step = run(waiting, transport)
+    assert step.action is Next.RETRY and 299 <= step.delay <= 451
+    assert len(receiver.calls) == 0
+
+
 def test_disabled_endpoint_parks_until_released(
     session: Session,
     tenant: Tenant,

@@ -91,9 +91,9 @@ MIN_DEFER = 1.0
 """Shortest wait, in seconds, for a delivery whose endpoint is at its in-flight cap."""
 
 LEASE_SPREAD = 0.25
-"""How far past the end of the endpoint's earliest live lease (as a fraction of the time
-left until it) a delivery deferred behind the cap may come back: the deliveries waiting for
-that slot come back spread out, not all at once (see :func:`defer_sql`)."""
+"""How far past the end of a healthy endpoint's earliest live lease (as a fraction of the
+time left until it) a delivery deferred behind the cap may come back: the deliveries waiting
+for that slot come back spread out, not all at once (see :func:`defer_sql`)."""
 
 INTERNAL_ERROR = "internal"
 """The attempt error of a failure on our side before anything was sent (an undecryptable
@@ -428,14 +428,17 @@ def defer_sql(db: Dialect) -> str:
     in-flight cap; returns the delay taken, in seconds.
 
     The delay grows with the delivery's age (``:by_age``, already jittered), so that a hung
-    endpoint's backlog does not bounce through the broker every few seconds; but it never
-    runs past the moment a slot is known to be free: the end of the endpoint's earliest live
-    lease (times ``:lease_spread``, a little over 1, so that the deliveries waiting for it
-    do not all come back at the same instant), read on the database's clock in this very
-    statement. Without that bound, the claims of a killed worker would hold the cap until
-    their leases end, and deliveries deferred meanwhile would wait as long again as they are
-    old. Never less than ``:floor``; stamped as handed over when the delay rides a
-    countdown (``:max_countdown``).
+    endpoint's backlog does not bounce through the broker every few seconds. An endpoint
+    that is not failing (no ``failing_since``: its attempts succeed, so its slots free up as
+    they end) is waited for no longer than until a slot is known to be free: the end of its
+    earliest live lease (times ``:lease_spread``, a little over 1, so that the deliveries
+    waiting for it do not all come back at the same instant), read on the database's clock
+    in this very statement. Without that bound, the claims of a killed worker would hold
+    the cap until their leases end, and deliveries deferred meanwhile would wait as long
+    again as they are old. A failing endpoint (a hung one times out) keeps the age alone:
+    its leases end only to be taken again, and its backlog would come back every lease.
+    Never less than ``:floor``; stamped as handed over when the delay rides a countdown
+    (``:max_countdown``).
     """
     live = f"""
         (SELECT min(held.locked_until) FROM deliveries AS held
@@ -449,8 +452,11 @@ def defer_sql(db: Dialect) -> str:
     FROM (SELECT CASE WHEN bounded > :floor THEN bounded ELSE :floor END AS delay
           FROM (SELECT CASE WHEN lease_left < :by_age THEN lease_left ELSE :by_age END
                        AS bounded
-                FROM (SELECT COALESCE({db.seconds_until(live)}, 0) * :lease_spread
-                             AS lease_left) AS left_) AS bounded_) AS wait
+                FROM (SELECT CASE WHEN e.failing_since IS NOT NULL THEN :by_age
+                                  ELSE COALESCE({db.seconds_until(live)}, 0) * :lease_spread
+                             END AS lease_left
+                      FROM endpoints AS e WHERE e.id = :endpoint_id) AS left_) AS bounded_)
+         AS wait
     WHERE d.id = :id AND {_UNHELD_AND_DUE.format(now=db.now)}
     RETURNING {db.seconds_until("next_attempt_at")} AS delay
     """
