@@ -90,7 +90,7 @@ MAX_DEFER = 600.0
 MIN_DEFER = 1.0
 """Shortest wait, in seconds, for a delivery whose endpoint is at its in-flight cap."""
 
-LEASE_SPREAD = 0.25
+LEASE_SPREAD = 0.5
 """How far past the end of a healthy endpoint's earliest live lease (as a fraction of the
 time left until it) a delivery deferred behind the cap may come back: the deliveries waiting
 for that slot come back spread out, not all at once (see :func:`defer_sql`)."""
