@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug import Request, Response
@@ -495,3 +495,56 @@ def test_concurrent_claims_never_exceed_the_cap(
             select(func.count()).select_from(Attempt).where(Attempt.delivery_id.in_(ids))
         )
     assert sent == 10
+
+
+def test_a_delivery_deferred_behind_the_cap_is_due_when_the_earliest_lease_ends(
+    session: Session, tenant: Tenant, receiver: HTTPServer, answers: dict[str, int]
+) -> None:
+    """Ten claims hold the cap (as a killed worker's do until their leases end); an old
+    delivery that fails its claim then is due again by the earliest lease's end (give or
+    take its spread), not as long again as it is old."""
+    make_endpoint(session, tenant, receiver)
+    held = [new_delivery(session, tenant) for _ in range(10)]
+    old = new_delivery(session, tenant)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == old)
+        .values(created_at=clock.now() - timedelta(minutes=10))
+    )
+    session.commit()
+    lock = threading.Lock()
+    sending: list[str] = []
+    go = threading.Event()
+
+    class Holding:
+        def post(
+            self, url: str, headers: Mapping[str, str], body: bytes, timeout: float, **options: Any
+        ) -> Outcome:
+            with lock:
+                sending.append(url)
+            assert go.wait(WAIT), "the test never released the attempts"
+            return default_transport().post(url, headers, body, timeout, **options)
+
+    with environment(WEBHOOKS_ENDPOINT_CONCURRENCY="10"):
+        holders = [InThread(delivery_id, Holding()) for delivery_id in held]
+        try:
+            wait_until(lambda: len(sending) == 10, WAIT, "ten attempts in flight")
+            step = run(old)
+            with new_session() as check:
+                earliest, now = check.execute(
+                    text(
+                        "SELECT min(locked_until), statement_timestamp() FROM deliveries "
+                        "WHERE id IN :ids"
+                    ).bindparams(bindparam("ids", expanding=True)),
+                    {"ids": held},
+                ).one()
+        finally:
+            go.set()
+        assert all(holder.result().action is Next.NOTHING for holder in holders)
+    deferred = delivery(old)
+    left = (earliest - now).total_seconds()
+    assert 0 < left <= state.lease_seconds(10)
+    assert step.action is Next.RETRY and step.delay <= left * (1 + state.LEASE_SPREAD) + 1
+    assert deferred.attempts == 0 and deferred.next_attempt_at is not None
+    latest = earliest + timedelta(seconds=left * state.LEASE_SPREAD + 0.5)
+    assert earliest - timedelta(seconds=0.5) <= deferred.next_attempt_at <= latest

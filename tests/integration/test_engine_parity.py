@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from tests.e2e.broker import environment
 from webhooks.admin.tenants import create_tenant
 from webhooks.broker import publishing as broker
+from webhooks.core import clock
 from webhooks.core.db import new_session
 from webhooks.delivery.engine import process
 from webhooks.delivery.state import Next
@@ -136,3 +138,49 @@ def test_postgres_and_sqlite_leave_the_same_rows(
         ("exact", 1, 200, None, False),
         ("prefix", 1, 200, None, False),
     ]
+
+
+def deferred_behind_a_lease(receiver: HTTPServer, lease_left: float) -> tuple[float, float]:
+    """An hour-old delivery, deferred behind the cap (1) held by a lease ``lease_left`` s from
+    now: the delay it was given and how far ahead its due time is."""
+    with new_session() as session:
+        tenant = create_tenant(session, f"defer-{os.urandom(3).hex()}")
+        session.add(Endpoint(tenant_id=tenant.id, url=receiver.url_for("/ok"), secret=SECRET))
+        session.commit()
+        tenant_id = tenant.id
+    event_ids = [enqueue_event("booking.created", {"n": n}, tenant=tenant_id) for n in (1, 2)]
+    with new_session() as session:
+        busy, waiting = (
+            session.scalars(select(Delivery).where(Delivery.event_id == event_id)).one()
+            for event_id in event_ids
+        )
+        busy.locked_until = clock.now() + timedelta(seconds=lease_left)
+        waiting.created_at = clock.now() - timedelta(hours=1)
+        waiting_id = waiting.id
+        session.commit()
+    with environment(WEBHOOKS_ENDPOINT_CONCURRENCY="1"):
+        step = process(waiting_id, default_transport(), rng=random.Random(1))
+    assert step.action is Next.RETRY
+    with new_session() as session:
+        due = session.get_one(Delivery, waiting_id).next_attempt_at
+    assert due is not None
+    return step.delay, (due - clock.now()).total_seconds()
+
+
+@pytest.mark.parametrize(("lease_left", "shortest", "longest"), [(30.0, 29.0, 46.0), (0.3, 0, 1.0)])
+def test_both_paths_defer_no_later_than_the_earliest_lease_ends(
+    clean_db: None,
+    answering: HTTPServer,
+    tmp_path: Path,
+    lease_left: float,
+    shortest: float,
+    longest: float,
+) -> None:
+    on_postgres = deferred_behind_a_lease(answering, lease_left)
+    sqlite_url = f"sqlite:///{tmp_path}/defer.sqlite3"
+    with environment(WEBHOOKS_DATABASE_URL=sqlite_url):
+        migrate.upgrade(sqlite_url)
+        on_sqlite = deferred_behind_a_lease(answering, lease_left)
+    for delay, due_in in (on_postgres, on_sqlite):
+        assert max(shortest, 0.99) <= delay <= longest  # julianday rounds on SQLite
+        assert shortest <= due_in <= longest

@@ -206,6 +206,69 @@ def test_in_flight_cap_defers_without_sending(
     assert len(receiver.calls) == 0
 
 
+@pytest.mark.parametrize(
+    ("lease_left", "shortest", "longest"), [(30.0, 29.5, 46.0), (0.3, 1.0, 1.0)]
+)
+def test_an_old_delivery_behind_the_cap_waits_only_until_the_earliest_lease_ends(
+    session: Session,
+    tenant: Tenant,
+    endpoint: Endpoint,
+    receiver: Any,
+    transport: Transport,
+    lease_left: float,
+    shortest: float,
+    longest: float,
+) -> None:
+    """An hour old, its age alone would defer it ten minutes; the live lease bounds that
+    (spread by at most half the time left), and the wait is never under a second."""
+    busy = new_delivery(session, tenant)
+    waiting = new_delivery(session, tenant)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == busy)
+        .values(locked_until=clock.now() + timedelta(seconds=lease_left))
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == waiting)
+        .values(created_at=clock.now() - timedelta(hours=1))
+    )
+    session.commit()
+    with environment(WEBHOOKS_ENDPOINT_CONCURRENCY="1"):
+        step = run(waiting, transport)
+    assert step.action is Next.RETRY and shortest <= step.delay <= longest
+    deferred = state(waiting)
+    assert deferred.next_attempt_at is not None
+    due_in = (deferred.next_attempt_at - clock.now()).total_seconds()
+    assert shortest - 1 <= due_in <= longest
+    assert len(receiver.calls) == 0
+
+
+def test_a_failing_endpoints_backlog_keeps_the_age_based_deferral(
+    session: Session, tenant: Tenant, endpoint: Endpoint, receiver: Any, transport: Transport
+) -> None:
+    """A hung endpoint's leases end only to be taken again: its backlog is not brought back
+    at every lease's end, but as long again as it is old (ten minutes at most)."""
+    busy = new_delivery(session, tenant)
+    waiting = new_delivery(session, tenant)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == busy)
+        .values(locked_until=clock.now() + timedelta(seconds=20))
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == waiting)
+        .values(created_at=clock.now() - timedelta(minutes=5))
+    )
+    session.execute(update(Endpoint).values(failing_since=clock.now() - timedelta(minutes=5)))
+    session.commit()
+    with environment(WEBHOOKS_ENDPOINT_CONCURRENCY="1"):
+        step = run(waiting, transport)
+    assert step.action is Next.RETRY and 299 <= step.delay <= 451
+    assert len(receiver.calls) == 0
+
+
 def test_disabled_endpoint_parks_until_released(
     session: Session,
     tenant: Tenant,

@@ -23,6 +23,7 @@ class Dialect:
     name: str
     now: str
     _later: str
+    _seconds_until: str
     #: 64 random bits as 16 hexadecimal digits (upper case: valid in a ULID).
     random_hex: str
     _elements: str
@@ -35,6 +36,11 @@ class Dialect:
     def later(self, seconds: str) -> str:
         """The time ``seconds`` (an SQL expression) from now."""
         return self._later.format(seconds=seconds)
+
+    def seconds_until(self, moment: str) -> str:
+        """The seconds from now until ``moment`` (an SQL time expression), as a float:
+        negative for a moment past, NULL for NULL."""
+        return self._seconds_until.format(moment=moment)
 
     def json_type(self, value: str) -> str:
         """The JSON type (``object``, ``array``, ``null``, ...) of the JSON ``value`` (SQL)."""
@@ -54,6 +60,7 @@ POSTGRES = Dialect(
     "postgresql",
     "statement_timestamp()",
     "(statement_timestamp() + make_interval(secs => {seconds}))",
+    "CAST(EXTRACT(EPOCH FROM ({moment}) - statement_timestamp()) AS float)",
     "upper(substr(md5(CAST(gen_random_uuid() AS text)), 1, 16))",
     "jsonb_array_elements_text(CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} END)"
     " AS f (value)",
@@ -65,6 +72,7 @@ SQLITE = Dialect(
     "sqlite",
     "strftime('%Y-%m-%d %H:%M:%f000', 'now')",
     "strftime('%Y-%m-%d %H:%M:%f000', 'now', printf('%+.6f seconds', {seconds}))",
+    "((julianday({moment}) - julianday('now')) * 86400.0)",
     "hex(randomblob(8))",
     "json_each(CASE WHEN json_type({column}) = 'array' THEN {column} END) AS f",
     "",

@@ -87,6 +87,14 @@ MAX_LEASE_SECONDS = lease_seconds(30)
 MAX_DEFER = 600.0
 """Longest wait, in seconds, for a delivery whose endpoint is at its in-flight cap."""
 
+MIN_DEFER = 1.0
+"""Shortest wait, in seconds, for a delivery whose endpoint is at its in-flight cap."""
+
+LEASE_SPREAD = 0.5
+"""How far past the end of a healthy endpoint's earliest live lease (as a fraction of the
+time left until it) a delivery deferred behind the cap may come back: the deliveries waiting
+for that slot come back spread out, not all at once (see :func:`defer_sql`)."""
+
 INTERNAL_ERROR = "internal"
 """The attempt error of a failure on our side before anything was sent (an undecryptable
 secret, a template that cannot render): it follows the schedule like any failed attempt."""
@@ -392,18 +400,16 @@ def settle_unclaimed(session: Session, delivery_id: str, *, rng: random.Random) 
         )
         return NOTHING
     age = (clock.now() - row.created_at).total_seconds()
-    delay = min(max(age, 1.0), MAX_DEFER) * rng.uniform(1.0, 1.5)
     deferred = session.execute(
-        text(
-            f"""
-            UPDATE deliveries AS d
-            SET next_attempt_at = {db.later(":delay")},
-                locked_until = CASE WHEN :stamp THEN {db.now} END
-            WHERE {still_unheld}
-            RETURNING id
-            """
-        ),
-        {"id": delivery_id, "delay": delay, "stamp": rides_countdown(delay)},
+        text(defer_sql(db)),
+        {
+            "id": delivery_id,
+            "endpoint_id": row.endpoint_id,
+            "by_age": min(max(age, 1.0), MAX_DEFER) * rng.uniform(1.0, 1.5),
+            "lease_spread": rng.uniform(1.0, 1.0 + LEASE_SPREAD),
+            "floor": MIN_DEFER,
+            "max_countdown": MAX_COUNTDOWN,
+        },
     ).first()
     if deferred is None:
         return NOTHING
@@ -412,9 +418,48 @@ def settle_unclaimed(session: Session, delivery_id: str, *, rng: random.Random) 
         "endpoint %s is at its in-flight cap: %s deferred %.1fs",
         ref.endpoint_id,
         delivery_id,
-        delay,
+        deferred.delay,
     )
-    return NextStep(Next.RETRY, ref, delay)
+    return NextStep(Next.RETRY, ref, deferred.delay)
+
+
+def defer_sql(db: Dialect) -> str:
+    """Defer an unheld, due delivery (``:id``) of an endpoint (``:endpoint_id``) at its
+    in-flight cap; returns the delay taken, in seconds.
+
+    The delay grows with the delivery's age (``:by_age``, already jittered), so that a hung
+    endpoint's backlog does not bounce through the broker every few seconds. An endpoint
+    that is not failing (no ``failing_since``: its attempts succeed, so its slots free up as
+    they end) is waited for no longer than until a slot is known to be free: the end of its
+    earliest live lease (times ``:lease_spread``, a little over 1, so that the deliveries
+    waiting for it do not all come back at the same instant), read on the database's clock
+    in this very statement. Without that bound, the claims of a killed worker would hold
+    the cap until their leases end, and deliveries deferred meanwhile would wait as long
+    again as they are old. A failing endpoint (a hung one times out) keeps the age alone:
+    its leases end only to be taken again, and its backlog would come back every lease.
+    Never less than ``:floor``; stamped as handed over when the delay rides a countdown
+    (``:max_countdown``).
+    """
+    live = f"""
+        (SELECT min(held.locked_until) FROM deliveries AS held
+         WHERE held.endpoint_id = :endpoint_id AND held.status IN ('pending', 'retrying')
+           AND held.locked_until > {db.now})
+    """
+    return f"""
+    UPDATE deliveries AS d
+    SET next_attempt_at = {db.later("wait.delay")},
+        locked_until = CASE WHEN wait.delay <= :max_countdown THEN {db.now} END
+    FROM (SELECT CASE WHEN bounded > :floor THEN bounded ELSE :floor END AS delay
+          FROM (SELECT CASE WHEN lease_left < :by_age THEN lease_left ELSE :by_age END
+                       AS bounded
+                FROM (SELECT CASE WHEN e.failing_since IS NOT NULL THEN :by_age
+                                  ELSE COALESCE({db.seconds_until(live)}, 0) * :lease_spread
+                             END AS lease_left
+                      FROM endpoints AS e WHERE e.id = :endpoint_id) AS left_) AS bounded_)
+         AS wait
+    WHERE d.id = :id AND {_UNHELD_AND_DUE.format(now=db.now)}
+    RETURNING {db.seconds_until("next_attempt_at")} AS delay
+    """
 
 
 def endpoint_enabled(session: Session, endpoint_id: str) -> bool:
