@@ -333,23 +333,6 @@ def enqueue_spread(number: int) -> str:
     return enqueue_event(f"order.{number % ENDPOINTS}", {"number": number}, tenant="acme")
 
 
-QUICK = 0.05
-"""Seconds the single endpoint of :func:`one_endpoint` takes to answer."""
-
-
-def one_endpoint(session: Session, tenant: Tenant, receiver: Receiver) -> None:
-    """One endpoint for every event, answering after :data:`QUICK`: a burst to it is paced
-    by the in-flight cap alone."""
-    add_endpoint(session, tenant, receiver.on("/orders", answer(delay=QUICK)))
-
-
-def enqueue_one(number: int) -> str:
-    """The ``number``-th event of a burst to :func:`one_endpoint`."""
-    from webhooks import enqueue_event
-
-    return enqueue_event("order.placed", {"number": number}, tenant="acme")
-
-
 @dataclass(frozen=True)
 class InFlight:
     """The claims alive at the moment of a fault: attempts that may be sent twice."""

@@ -21,13 +21,10 @@ from sqlalchemy.orm import Session
 from tests.e2e.broker import environment, flush
 from tests.faults.harness import (
     RECOVERY_CONCURRENCY,
-    RECOVERY_SECONDS,
     Burst,
     Receiver,
-    enqueue_one,
     enqueue_spread,
     in_flight,
-    one_endpoint,
     recovered,
     spread_endpoints,
     start_beat,
@@ -41,9 +38,6 @@ from webhooks.models import Tenant
 pytestmark = pytest.mark.e2e
 
 BURST = 500
-ONE_ENDPOINT_BURST = 300
-CAP = 10
-"""The default in-flight cap (``WEBHOOKS_ENDPOINT_CONCURRENCY``)."""
 FLUSHED = 400
 RESTARTED = 300
 
@@ -90,53 +84,6 @@ def test_kill_9_of_the_worker_mid_burst(
     outcome.check(back_after_fault=back_after, claims_died=True)
 
 
-@pytest.mark.timeout(180)
-def test_kill_9_of_the_worker_mid_burst_to_one_endpoint(
-    session: Session,
-    tenant: Tenant,
-    receiver: Receiver,
-    worker_env: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    """The killed worker's claims fill the endpoint's cap until their leases end: what the
-    new worker defers meanwhile must not wait past that (nor as long again as it is old)."""
-    one_endpoint(session, tenant, receiver)
-    beat = start_beat(worker_env, tmp_path)
-    first = start_worker(worker_env, tmp_path / "worker-1.log", RECOVERY_CONCURRENCY)
-    try:
-        burst = Burst(enqueue_one, ONE_ENDPOINT_BURST)
-        wait_until(
-            lambda: receiver.count() >= ONE_ENDPOINT_BURST // 4 and in_flight().count >= CAP,
-            60,
-            "a quarter of the burst sent, and the endpoint's cap full",
-        )
-        first.kill()
-        since_kill = stopwatch()
-        flying = in_flight()
-        event_ids = burst.join()
-        left = open_deliveries(event_ids, ONE_ENDPOINT_BURST)
-        second = start_worker(worker_env, tmp_path / "worker-2.log", RECOVERY_CONCURRENCY)
-        back_after = since_kill()
-        try:
-            outcome = recovered(
-                "kill -9 mid-burst to one endpoint",
-                receiver,
-                event_ids,
-                open_at_fault=left,
-                flying=flying,
-                since_back=stopwatch(),
-            )
-        finally:
-            second.stop()
-    finally:
-        first.kill()
-        beat.stop()
-    assert left > 0 and flying.count > 0
-    outcome.check(back_after_fault=back_after, claims_died=True)
-    assert outcome.seconds <= RECOVERY_SECONDS
-
-
-@pytest.mark.timeout(180)
 def test_broker_flushed_mid_burst(
     session: Session,
     tenant: Tenant,
