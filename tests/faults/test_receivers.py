@@ -209,9 +209,11 @@ def test_a_task_published_many_times_makes_one_attempt_sequence(
     worker = start_worker(worker_env, tmp_path / "worker.log")
     try:
         once = [enqueue_event("order.once", {"n": n}, tenant="acme") for n in range(20)]
-        retried = [enqueue_event("order.flaky", {"n": n}, tenant="acme") for n in range(6)]
+        # Four flaky deliveries fail 8 times in a row: below the circuit breaker's 10, which
+        # would hold the rest until beat's sweep lets a probe go (no beat runs here).
+        retried = [enqueue_event("order.flaky", {"n": n}, tenant="acme") for n in range(4)]
         publish_concurrently(refs(once + retried), copies=4)
-        wait_until(all_succeeded(once + retried, 26), 60, "every delivery to succeed")
+        wait_until(all_succeeded(once + retried, 24), 60, "every delivery to succeed")
         publish_concurrently(refs(once + retried), copies=2)  # and after they are done
         wait_until(idle(worker, broker_url), 60, "the copies to be consumed")
         worker.check_alive()
@@ -226,7 +228,7 @@ def test_a_task_published_many_times_makes_one_attempt_sequence(
         assert got == [(1, 500), (2, 500), (3, 200)]
     report(
         "duplicate task messages",
-        "26 deliveries, each task published 4 more times concurrently while in flight and "
+        "24 deliveries, each task published 4 more times concurrently while in flight and "
         "2 more after: 0 extra sends, attempts numbered 1..n once each",
     )
 
