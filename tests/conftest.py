@@ -15,6 +15,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pytest_httpserver import HTTPServer
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tests import services
@@ -58,6 +59,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _TABLES = "attempts, deliveries, events, endpoints, event_types, api_tokens, tenants"
+_TRUNCATE_TRIES = 5
 
 
 @pytest.fixture
@@ -66,8 +68,16 @@ def clean_db() -> Iterator[None]:
     yield
     from webhooks.core.db import get_engine
 
-    with get_engine().begin() as connection:
-        connection.execute(text(f"TRUNCATE {_TABLES} CASCADE"))
+    # A worker a module still runs may hold row locks the TRUNCATE's table locks wait on;
+    # Postgres then aborts one side of the deadlock, and the TRUNCATE is simply run again.
+    for attempt in range(_TRUNCATE_TRIES):
+        try:
+            with get_engine().begin() as connection:
+                connection.execute(text(f"TRUNCATE {_TABLES} CASCADE"))
+            return
+        except OperationalError as exc:
+            if "deadlock detected" not in str(exc) or attempt == _TRUNCATE_TRIES - 1:
+                raise
 
 
 @pytest.fixture(scope="module")
