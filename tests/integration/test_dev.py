@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,40 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, children before grandchildren."""
+    found = _children_of(pid)
+    return found + [grandchild for child in found for grandchild in _descendants(child)]
+
+
+@contextmanager
+def _running(
+    command: list[str], cwd: Path, home: Path
+) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str]]]:
+    """``command`` started as a newcomer would, with its output as a queue of lines.
+
+    However the test ends, nothing it started is left running: a failed assertion before the
+    test's own clean stop would otherwise orphan the stack's children, which run in sessions of
+    their own and go on consuming the suite's queues.
+    """
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=_embedded_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process, _lines(process.stdout)
+    finally:
+        for pid in [*_descendants(process.pid), process.pid]:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(10)
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -94,17 +129,8 @@ def _alive(pid: int) -> bool:
 
 def test_dev_demo_delivers_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    process = subprocess.Popen(
-        [WEBHOOKS, "dev", "--demo", "--port", str(free_port())],
-        cwd=tmp_path,
-        env=_embedded_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        lines = _lines(process.stdout)
+    command = [WEBHOOKS, "dev", "--demo", "--port", str(free_port())]
+    with _running(command, tmp_path, home) as (process, lines):
         output = _read_until(lines, "demo: delivery dlv_", timeout=90)
         output += _read_until(lines, "Webhook('<secret>').verify(", timeout=5)
         banner = "".join(output)
@@ -148,10 +174,6 @@ def test_dev_demo_delivers_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         assert process.wait(timeout=30) == 0
         assert "stopped" in "".join(_read_until(lines, "stopped", timeout=5))
         assert not [pid for pid in children if _alive(pid)]
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_a_second_run_reuses_the_demo_tenant_and_the_admin_token(tmp_path: Path) -> None:
@@ -159,26 +181,13 @@ def test_a_second_run_reuses_the_demo_tenant_and_the_admin_token(tmp_path: Path)
     home = tmp_path / "home"
     tokens = []
     for _ in range(2):
-        process = subprocess.Popen(
-            [WEBHOOKS, "dev", "--demo", "--port", str(free_port())],
-            cwd=tmp_path,
-            env=_embedded_env(home),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            lines = _lines(process.stdout)
+        command = [WEBHOOKS, "dev", "--demo", "--port", str(free_port())]
+        with _running(command, tmp_path, home) as (process, lines):
             output = "".join(_read_until(lines, "demo: delivery dlv_", timeout=90))
             assert " succeeded" in output
             tokens.append(output.split("admin token  ", 1)[1].split()[0])
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
     assert tokens[0] == tokens[1]
     listed = subprocess.run(
         [WEBHOOKS, "tenants", "list"],
@@ -195,17 +204,8 @@ def test_a_background_job_stops_on_sigint_with_every_child(tmp_path: Path) -> No
     """``webhooks dev &`` from a script: the shell starts it with SIGINT ignored."""
     home = tmp_path / "home"
     port = free_port()
-    shell = subprocess.Popen(
-        ["sh", "-c", f'"{WEBHOOKS}" dev --port {port} & echo "pid $!"; wait $!; echo "rc $?"'],
-        cwd=tmp_path,
-        env=_embedded_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert shell.stdout is not None
-        lines = _lines(shell.stdout)
+    script = f'"{WEBHOOKS}" dev --port {port} & echo "pid $!"; wait $!; echo "rc $?"'
+    with _running(["sh", "-c", script], tmp_path, home) as (_, lines):
         first = _read_until(lines, "pid ", timeout=10)
         pid = int(next(line for line in first if line.startswith("pid ")).split()[1])
         banner = "".join(_read_until(lines, "admin token", timeout=90))
@@ -219,10 +219,6 @@ def test_a_background_job_stops_on_sigint_with_every_child(tmp_path: Path) -> No
         rest = "".join(_read_until(lines, "rc ", timeout=30))
         assert "stopped" in rest and "rc 0" in rest
         assert not [child for child in children if _alive(child)]
-    finally:
-        if shell.poll() is None:
-            shell.kill()
-        shell.wait(10)
 
 
 class _Interrupt:
