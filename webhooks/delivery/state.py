@@ -14,9 +14,15 @@ The state table (also in docs/reliability.md, "Delivery states")::
     failed     NULL             past / NULL    finished; a past lease is its dead letter's
                                                hand-over, cleared once the letter arrived
 
+and ``hold`` says what set an open delivery's lease or due time when it was not a hand-over:
+``claimed`` by a claim (with a past lease: a lapsed claim, whose message no queue holds any
+more, which the sweeper publishes at once), ``deferred`` behind its endpoint's in-flight cap
+(due then, or as soon as a success of the endpoint frees a slot: :func:`release_sql`).
+
 Every writer goes through this module: ingest (:func:`new_delivery_sql`), the claim and the
 record (:data:`CLAIM_SQL`, :data:`RECORD_SQL`, used by both storage paths), parking and
-deferring a delivery that could not be claimed (:func:`settle_unclaimed`), the sweeper's and
+deferring a delivery that could not be claimed (:func:`settle_unclaimed`), releasing a
+deferred one into the slot a success freed (:func:`release_sql`), the sweeper's and
 redelivery's stamps (:func:`stamp`, :func:`redeliver`), enabling an endpoint
 (:func:`release_waiting`), the delivery controls (:mod:`webhooks.delivery.waiting`: their
 claim, parking and releases), dead letters (:func:`dead_letter_received`) and retention (which
