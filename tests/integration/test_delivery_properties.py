@@ -136,12 +136,17 @@ class World:
             self.sibling_succeeds()
 
     def sibling_succeeds(self) -> None:
-        """The sibling's attempt succeeds (freeing the slot), and it is redelivered so that
-        it can take the slot again."""
+        """The sibling's attempt succeeds (freeing the slot, if its claim still holds: then
+        the delivery, if deferred behind the cap, is released), and it is redelivered so
+        that it can take the slot again."""
         if self.sibling is None:
             return
         (claimed, job), self.sibling = self.sibling, None
-        deferred = self.waits_behind_the_cap()
+        with new_session() as session:
+            sibling = session.get_one(Delivery, self.sibling_id)
+            enabled = session.get_one(Endpoint, self.endpoint_id).enabled
+        holds = (sibling.claims, sibling.locked_until) == (job.claim, job.lease)
+        deferred = holds and enabled and self.waits_behind_the_cap()
         outcome = Outcome(200, {}, b"", None, 5)
         request = OutgoingRequest(job.endpoint.url, {}, b"{}")
         engine.record(claimed, job, request, outcome, started_at=clock.now(), rng=random.Random(0))
