@@ -16,7 +16,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import requests
 from sqlalchemy import func, select
@@ -333,6 +335,31 @@ def enqueue_spread(number: int) -> str:
     return enqueue_event(f"order.{number % ENDPOINTS}", {"number": number}, tenant="acme")
 
 
+QUICK = 0.05
+"""Seconds the single endpoint of :func:`one_endpoint` takes to answer."""
+
+
+def one_endpoint(session: Session, tenant: Tenant, receiver: Receiver) -> None:
+    """One endpoint for every event, answering after :data:`QUICK`: a burst to it is paced
+    by its in-flight cap alone."""
+    add_endpoint(session, tenant, receiver.on("/orders", answer(delay=QUICK)))
+
+
+def enqueue_one(number: int) -> str:
+    """The ``number``-th event of a burst to :func:`one_endpoint`."""
+    from webhooks import enqueue_event
+
+    return enqueue_event("order.placed", {"number": number}, tenant="acme")
+
+
+def database_now() -> datetime:
+    """The database's clock: the one leases and due times are compared with."""
+    from webhooks.delivery.state import db_now
+
+    with new_session() as session:
+        return cast(datetime, session.scalar(select(db_now(session))))
+
+
 @dataclass(frozen=True)
 class InFlight:
     """The claims alive at the moment of a fault: attempts that may be sent twice."""
@@ -340,19 +367,42 @@ class InFlight:
     count: int
     #: Seconds from the fault until the last of those claims' leases ends (0 if none).
     lease_left: float
+    #: The database's time of the fault.
+    at: datetime | None = None
 
 
 def in_flight() -> InFlight:
-    """Read the live claims now (the database's rows, whoever holds them)."""
-    from webhooks.core import clock
+    """Read the live claims now (the database's rows, whoever holds them), on its clock."""
+    from webhooks.delivery.state import db_now
 
-    now = clock.now()
-    query = select(func.count(), func.max(Delivery.locked_until)).where(
-        Delivery.status.in_(("pending", "retrying")), Delivery.locked_until > now
+    with new_session() as session:
+        now = db_now(session)
+        query = select(func.count(), func.max(Delivery.locked_until), now).where(
+            Delivery.status.in_(("pending", "retrying")), Delivery.locked_until > now
+        )
+        count, last, at = session.execute(query).one()
+    return InFlight(count, (last - at).total_seconds() if last is not None else 0.0, at)
+
+
+def sends_after(event_ids: list[str], since: datetime) -> str:
+    """When the attempts of these events started, in seconds after ``since`` (a database
+    time; the attempts' start is the worker's clock, on the same host here): how many,
+    the first, the median, the 90th percentile and the last."""
+    query = (
+        select(Attempt.started_at)
+        .join(Delivery, Delivery.id == Attempt.delivery_id)
+        .where(Delivery.event_id.in_(event_ids), Attempt.started_at >= since)
+        .order_by(Attempt.started_at)
     )
     with new_session() as session:
-        count, last = session.execute(query).one()
-    return InFlight(count, (last - now).total_seconds() if last is not None else 0.0)
+        offsets = [(at - since).total_seconds() for at in session.scalars(query)]
+    if not offsets:
+        return "no attempts"
+    median, ninety = (offsets[int(q * (len(offsets) - 1))] for q in (0.5, 0.9))
+    return (
+        f"{len(offsets)} attempts started {offsets[0]:.1f}s (first), {median:.1f}s "
+        f"(median), {ninety:.1f}s (90%), {offsets[-1]:.1f}s (last) after"
+    )
 
 
 @dataclass(frozen=True)

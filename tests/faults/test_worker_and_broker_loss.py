@@ -12,7 +12,8 @@ their leases end.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,14 @@ from tests.faults.harness import (
     RECOVERY_CONCURRENCY,
     Burst,
     Receiver,
+    database_now,
+    enqueue_one,
     enqueue_spread,
     in_flight,
+    one_endpoint,
     recovered,
+    report,
+    sends_after,
     spread_endpoints,
     start_beat,
     start_worker,
@@ -33,6 +39,7 @@ from tests.faults.harness import (
     stopwatch,
 )
 from tests.services import ThrowawayRedis, wait_until
+from webhooks.core.config import get_settings
 from webhooks.models import Tenant
 
 pytestmark = pytest.mark.e2e
@@ -46,6 +53,63 @@ def open_deliveries(event_ids: list[str], total: int) -> int:
     return total - statuses(event_ids)["succeeded"]
 
 
+DOWNTIME = 1.0
+"""Seconds between the ``kill -9`` and the start of a new worker."""
+
+
+def kill_mid_burst(
+    fault: str,
+    enqueue: Callable[[int], str],
+    strike: Callable[[Receiver], bool],
+    *,
+    receiver: Receiver,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Send a burst of :data:`BURST` events, ``kill -9`` every worker once ``strike`` says
+    so, start a new one :data:`DOWNTIME` later; check the recovery and print its timeline
+    (when the dead claims' leases end, when the new worker's attempts started, how many
+    deliveries it deferred behind the endpoints' in-flight cap)."""
+    beat = start_beat(worker_env, tmp_path)
+    first = start_worker(worker_env, tmp_path / "worker-1.log", RECOVERY_CONCURRENCY)
+    try:
+        burst = Burst(enqueue, BURST)
+        wait_until(lambda: strike(receiver), 60, "the moment to strike")
+        first.kill()  # the whole process group: no worker is left
+        since_kill = stopwatch()
+        flying = in_flight()
+        time.sleep(max(0.0, DOWNTIME - since_kill()))  # the outage itself, no condition
+        second = start_worker(worker_env, tmp_path / "worker-2.log", RECOVERY_CONCURRENCY)
+        back_after = since_kill()
+        since_back = stopwatch()
+        ready = database_now()
+        try:
+            event_ids = burst.join()
+            left = open_deliveries(event_ids, BURST)
+            outcome = recovered(
+                fault,
+                receiver,
+                event_ids,
+                open_at_fault=left,
+                flying=flying,
+                since_back=since_back,
+            )
+            deferred = second.log.read_text(errors="replace").count("at its in-flight cap")
+            report(
+                f"{fault}, timeline",
+                f"the dead claims' leases ended by {flying.lease_left - back_after:.1f}s after "
+                f"the new worker was ready; {sends_after(event_ids, ready)} it; "
+                f"{deferred} deferrals behind the cap by the new worker",
+            )
+        finally:
+            second.stop()
+    finally:
+        first.kill()
+        beat.stop()
+    assert left > 0 and flying.count > 0
+    outcome.check(back_after_fault=back_after, claims_died=True)
+
+
 @pytest.mark.timeout(240)
 def test_kill_9_of_the_worker_mid_burst(
     session: Session,
@@ -55,33 +119,37 @@ def test_kill_9_of_the_worker_mid_burst(
     tmp_path: Path,
 ) -> None:
     spread_endpoints(session, tenant, receiver)
-    beat = start_beat(worker_env, tmp_path)
-    first = start_worker(worker_env, tmp_path / "worker-1.log", RECOVERY_CONCURRENCY)
-    try:
-        burst = Burst(enqueue_spread, BURST)
-        wait_until(lambda: receiver.count() >= BURST // 4, 60, "a quarter of the burst sent")
-        first.kill()  # the whole process group: no worker is left
-        since_kill = stopwatch()
-        flying = in_flight()
-        event_ids = burst.join()
-        left = open_deliveries(event_ids, BURST)
-        second = start_worker(worker_env, tmp_path / "worker-2.log", RECOVERY_CONCURRENCY)
-        back_after = since_kill()
-        try:
-            outcome = recovered(
-                "kill -9 mid-burst",
-                receiver,
-                event_ids,
-                open_at_fault=left,
-                flying=flying,
-                since_back=stopwatch(),
-            )
-        finally:
-            second.stop()
-    finally:
-        first.kill()
-        beat.stop()
-    outcome.check(back_after_fault=back_after, claims_died=True)
+    kill_mid_burst(
+        "kill -9 mid-burst",
+        enqueue_spread,
+        lambda sent: sent.count() >= BURST // 4,
+        receiver=receiver,
+        worker_env=worker_env,
+        tmp_path=tmp_path,
+    )
+
+
+@pytest.mark.timeout(240)
+def test_kill_9_of_the_worker_mid_burst_to_one_endpoint(
+    session: Session,
+    tenant: Tenant,
+    receiver: Receiver,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The killed worker's claims hold all of the endpoint's cap until their leases end,
+    and the rest of the burst is deferred behind it meanwhile: once the slots are free
+    again, the backlog must drain at the endpoint's pace, within the promise."""
+    one_endpoint(session, tenant, receiver)
+    cap = get_settings().endpoint_concurrency
+    kill_mid_burst(
+        "kill -9 mid-burst to one endpoint",
+        enqueue_one,
+        lambda sent: sent.count() >= BURST // 3 and in_flight().count >= cap,
+        receiver=receiver,
+        worker_env=worker_env,
+        tmp_path=tmp_path,
+    )
 
 
 def test_broker_flushed_mid_burst(

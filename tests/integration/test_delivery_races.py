@@ -28,7 +28,7 @@ from webhooks.delivery import dead_letter, postgres, redelivery, state
 from webhooks.delivery.engine import process
 from webhooks.delivery.state import Next, NextStep
 from webhooks.ingest.enqueue import ingest
-from webhooks.models import Attempt, Delivery, Endpoint, Tenant
+from webhooks.models import Attempt, Delivery, Endpoint, Hold, Tenant
 from webhooks.outbound.http import Transport, default_transport
 from webhooks.outbound.outcome import Outcome
 
@@ -498,11 +498,16 @@ def test_concurrent_claims_never_exceed_the_cap(
 
 
 def test_a_delivery_deferred_behind_the_cap_is_due_when_the_earliest_lease_ends(
-    session: Session, tenant: Tenant, receiver: HTTPServer, answers: dict[str, int]
+    session: Session,
+    tenant: Tenant,
+    receiver: HTTPServer,
+    answers: dict[str, int],
+    published: list[str],
 ) -> None:
     """Ten claims hold the cap (as a killed worker's do until their leases end); an old
     delivery that fails its claim then is due again by the earliest lease's end (give or
-    take its spread), not as long again as it is old."""
+    take its spread), not as long again as it is old; and the first of the ten attempts to
+    succeed releases it into the slot it freed: due at once, and published."""
     make_endpoint(session, tenant, receiver)
     held = [new_delivery(session, tenant) for _ in range(10)]
     old = new_delivery(session, tenant)
@@ -538,13 +543,93 @@ def test_a_delivery_deferred_behind_the_cap_is_due_when_the_earliest_lease_ends(
                     ).bindparams(bindparam("ids", expanding=True)),
                     {"ids": held},
                 ).one()
+            deferred = delivery(old)
+            published.clear()
         finally:
             go.set()
         assert all(holder.result().action is Next.NOTHING for holder in holders)
-    deferred = delivery(old)
+    assert deferred.hold == Hold.DEFERRED
+    released = delivery(old)
+    assert released.hold is None and released.next_attempt_at is not None
+    assert released.next_attempt_at < deferred.next_attempt_at
+    assert published.count(old) == 1
     left = (earliest - now).total_seconds()
     assert 0 < left <= state.lease_seconds(10)
     assert step.action is Next.RETRY and step.delay <= left * (1 + state.LEASE_SPREAD) + 1
     assert deferred.attempts == 0 and deferred.next_attempt_at is not None
     latest = earliest + timedelta(seconds=left * state.LEASE_SPREAD + 0.5)
     assert earliest - timedelta(seconds=0.5) <= deferred.next_attempt_at <= latest
+
+
+def deferred_behind_the_cap(session: Session, tenant: Tenant, count: int) -> list[str]:
+    """``count`` deliveries as a deferral behind the endpoint's cap leaves them: marked,
+    due in 30 s, stamped as handed to the broker (their countdown message)."""
+    ids = [new_delivery(session, tenant) for _ in range(count)]
+    session.execute(
+        text(
+            "UPDATE deliveries SET hold = 'deferred', locked_until = statement_timestamp(),"
+            " next_attempt_at = statement_timestamp() + interval '30 seconds'"
+            " WHERE id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True)),
+        {"ids": ids},
+    )
+    session.commit()
+    return ids
+
+
+def test_a_release_skips_the_deferred_delivery_another_release_holds(
+    session: Session,
+    tenant: Tenant,
+    receiver: HTTPServer,
+    answers: dict[str, int],
+    published: list[str],
+) -> None:
+    """Two successes at once release two different deliveries: the test holds the row lock
+    of the oldest deferred delivery, as a concurrent release does in its statement, and a
+    success then releases the next one, without waiting for the lock."""
+    make_endpoint(session, tenant, receiver)
+    succeeding = new_delivery(session, tenant)
+    oldest, next_one = deferred_behind_the_cap(session, tenant, 2)
+    published.clear()
+    with get_engine().connect() as other:
+        other.execute(text("SELECT 1 FROM deliveries WHERE id = :id FOR UPDATE"), {"id": oldest})
+        step = run(succeeding)
+        other.rollback()
+    assert step.action is Next.NOTHING
+    assert published == [next_one]
+    assert delivery(oldest).hold == Hold.DEFERRED and delivery(next_one).hold is None
+
+
+def test_only_a_success_that_held_its_claim_releases_and_only_a_deferred_delivery(
+    session: Session,
+    tenant: Tenant,
+    receiver: HTTPServer,
+    answers: dict[str, int],
+    published: list[str],
+) -> None:
+    """A failure releases nothing (a failing endpoint's backlog keeps its deferral), nor
+    does an attempt that lost its claim; a retry waiting on its schedule is not deferred
+    behind the cap, and no success makes it due early."""
+    make_endpoint(session, tenant, receiver, retry_schedule=[30, 30])
+    failing, lost, retry, succeeding, later = (new_delivery(session, tenant) for _ in range(5))
+    first, second = deferred_behind_the_cap(session, tenant, 2)
+    answers[event_of(failing)] = 500
+    answers[event_of(retry)] = 500
+    published.clear()
+    assert run(failing).action is Next.RETRY
+    assert published == []
+    paused = PausedTransport()
+    attempt = InThread(lost, paused)
+    assert paused.sending.wait(WAIT)
+    expire_lease(lost)
+    assert run(lost).action is Next.NOTHING  # the takeover succeeds, and releases one
+    assert published == [first]
+    paused.go.set()
+    assert attempt.result().action is Next.NOTHING  # the stale attempt releases nothing
+    assert published == [first] and delivery(second).hold == Hold.DEFERRED
+    assert run(retry).action is Next.RETRY
+    assert run(succeeding).action is Next.NOTHING
+    assert run(later).action is Next.NOTHING
+    assert published == [first, second]  # never the retry on its schedule
+    scheduled = delivery(retry)
+    assert scheduled.status == "retrying" and scheduled.hold is None

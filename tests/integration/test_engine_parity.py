@@ -26,7 +26,7 @@ from webhooks.core.db import new_session
 from webhooks.delivery.engine import process
 from webhooks.delivery.state import Next
 from webhooks.ingest.enqueue import enqueue_event
-from webhooks.models import Attempt, Delivery, Endpoint
+from webhooks.models import Attempt, Delivery, Endpoint, Hold
 from webhooks.ops import migrate
 from webhooks.outbound.http import default_transport
 
@@ -188,3 +188,40 @@ def test_both_paths_defer_no_later_than_the_earliest_lease_ends(
         # SQLite's times are julianday doubles: a millisecond either way is their rounding.
         assert max(shortest, 0.99) <= delay <= longest + TIME_ROUNDING
         assert shortest <= due_in <= longest + TIME_ROUNDING
+
+
+def released_by_a_success(receiver: HTTPServer, published: list[str]) -> tuple[bool, float, bool]:
+    """A delivery deferred behind the cap (1) held by a lease 30 s from now, then that
+    delivery's attempt succeeds (its lease over, claimed again): whether the deferral marked
+    it, how far ahead it is due after the success, and whether the success published it."""
+    deferred_behind_a_lease(receiver, 30.0)
+    with new_session() as session:
+        busy, waiting = session.scalars(
+            select(Delivery).where(Delivery.status == "pending").order_by(Delivery.id)
+        )
+        marked = waiting.hold == Hold.DEFERRED
+        busy.locked_until = clock.now() - timedelta(seconds=1)
+        busy_id, waiting_id = busy.id, waiting.id
+        session.commit()
+    published.clear()
+    with environment(WEBHOOKS_ENDPOINT_CONCURRENCY="1"):
+        step = process(busy_id, default_transport(), rng=random.Random(1))
+    assert step.action is Next.NOTHING
+    with new_session() as session:
+        after = session.get_one(Delivery, waiting_id)
+        assert after.next_attempt_at is not None and after.hold is None
+        due_in = (after.next_attempt_at - clock.now()).total_seconds()
+    return marked, due_in, published == [waiting_id]
+
+
+def test_both_paths_release_a_deferred_delivery_into_the_slot_a_success_frees(
+    clean_db: None, answering: HTTPServer, tmp_path: Path, published: list[str]
+) -> None:
+    on_postgres = released_by_a_success(answering, published)
+    sqlite_url = f"sqlite:///{tmp_path}/release.sqlite3"
+    with environment(WEBHOOKS_DATABASE_URL=sqlite_url):
+        migrate.upgrade(sqlite_url)
+        on_sqlite = released_by_a_success(answering, published)
+    for marked, due_in, was_published in (on_postgres, on_sqlite):
+        assert marked and was_published
+        assert due_in <= TIME_ROUNDING  # due now, not in 30 s

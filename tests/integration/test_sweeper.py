@@ -20,7 +20,7 @@ from tests.services import free_port
 from webhooks import enqueue_event
 from webhooks.core import clock
 from webhooks.core.db import get_engine, new_session
-from webhooks.delivery import sweeper
+from webhooks.delivery import engine, sweeper
 from webhooks.delivery.sweeper import sweep
 from webhooks.models import Delivery, Endpoint, Tenant
 
@@ -108,6 +108,28 @@ def test_a_lapsed_claim_is_republished_once_its_lease_ends(broker_url: str, endp
     set_lease(published[0], -1)  # its lease ended
     assert sweep() == 1
     assert in_queue(broker_url)[-1] == published[0]
+    assert sweep() == 0
+
+
+def test_a_claim_lapsed_after_newer_publishes_is_republished_on_the_next_sweep(
+    broker_url: str, endpoint: str
+) -> None:
+    """A worker took the first message, claimed its delivery and died; its lease ended just
+    now, after the other four were published. No queued message stands for a lapsed claim,
+    so it goes out on the next sweep, and the four queued ones still match the queue."""
+    published = enqueue(5)
+    take_oldest(broker_url, 1)
+    assert engine.claim(published[0]) is not None
+    with get_engine().begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE deliveries SET locked_until = statement_timestamp()"
+                " - interval '1 millisecond' WHERE id = :id"
+            ),
+            {"id": published[0]},
+        )
+    assert sweep() == 1
+    assert in_queue(broker_url) == published[1:] + published[:1]
     assert sweep() == 0
 
 

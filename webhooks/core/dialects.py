@@ -30,6 +30,9 @@ class Dialect:
     #: The row lock a reader takes to wait for a writer of the row (none on SQLite, where
     #: writers are serialised anyway).
     for_share: str
+    #: The row lock a statement takes on rows it will change, passing over rows another
+    #: transaction holds (none on SQLite).
+    skip_locked: str
     _json_type: str
     _json_text: str
 
@@ -65,6 +68,7 @@ POSTGRES = Dialect(
     "jsonb_array_elements_text(CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} END)"
     " AS f (value)",
     "FOR SHARE",
+    "FOR UPDATE SKIP LOCKED",
     "jsonb_typeof({value})",
     "CAST({parameter} AS jsonb)",
 )
@@ -75,6 +79,7 @@ SQLITE = Dialect(
     "((julianday({moment}) - julianday('now')) * 86400.0)",
     "hex(randomblob(8))",
     "json_each(CASE WHEN json_type({column}) = 'array' THEN {column} END) AS f",
+    "",
     "",
     "json_type({value})",
     "{parameter}",

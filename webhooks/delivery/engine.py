@@ -19,7 +19,10 @@ connection held while the receiver is called:
    render) is a failed attempt with the error ``internal``: it follows the schedule to
    ``failed`` and the dead letter instead of leaving the delivery open.
 3. Record the attempt row, the delivery's new state and the endpoint's health, fenced by the
-   claim, and say what the caller has to do next (:class:`NextStep`). An attempt that
+   claim, and say what the caller has to do next (:class:`NextStep`). A success frees a
+   slot of the endpoint's in-flight cap: the record makes the oldest delivery deferred
+   behind the cap due at once, and it is published here
+   (:func:`webhooks.delivery.state.release_sql`). An attempt that
    changes the endpoint's controls (a failure, the first success after failures, any FIFO
    attempt) then counts into its circuit and lets go what that allows
    (:func:`webhooks.delivery.waiting.after_attempt`). A database error then
@@ -44,6 +47,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from webhooks.broker import publishing
 from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine, is_unreachable, session_scope
@@ -148,6 +152,8 @@ def record(
     written = _until_written(lambda: store.record(parameters), attempt_id, claimed.lease_ends)
     step = state.after_record(transition, written.status, job.delivery, job.number)
     _log_attempt(job, outcome, step, written, transition)
+    if written.released is not None:
+        publishing.publish([written.released])
     if written.status is not None and _changes_controls(job.endpoint, outcome):
         finished = written.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
         with session_scope() as session:

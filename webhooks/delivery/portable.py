@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from webhooks.broker.publishing import DeliveryRef
 from webhooks.core.db import session_scope
 from webhooks.core.dialects import SQLITE
 from webhooks.delivery import state
@@ -31,6 +32,7 @@ _LOAD = text(
 ).columns(**load_types())
 _RECORD = text(state.record_sql(SQLITE))
 _HEALTH = text(state.health_sql(SQLITE, held=":held"))
+_RELEASE = text(state.release_sql(SQLITE, held=":held"))
 _ATTEMPT = text(insert_attempt_sql(stale=":stale")).bindparams(
     bindparam("started_at", type_=UTCDateTime())
 )
@@ -58,4 +60,10 @@ def record(parameters: Mapping[str, Any]) -> Written:
         held = status is not None
         disabled_reason = session.execute(_HEALTH, {**parameters, "held": held}).scalar()
         session.execute(_ATTEMPT, {**parameters, "stale": not held})
-    return Written(status, disabled_reason)
+        row = session.execute(_RELEASE, {**parameters, "held": held}).first()
+    released = (
+        None
+        if row is None
+        else DeliveryRef(row.id, parameters["endpoint_id"], row.event_type, row.attempts)
+    )
+    return Written(status, disabled_reason, released)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from webhooks.broker.publishing import DeliveryRef
 from webhooks.core.db import autocommit_engine, retry_on_disconnect
 from webhooks.core.dialects import POSTGRES
 from webhooks.core.prepared import PreparedStatement
@@ -38,17 +39,22 @@ _CLAIM = PreparedStatement(
     ),
 )
 
-#: The record: the delivery's new state (fenced by its claim), the endpoint's health and
-#: the attempt row, which is marked stale when the claim was lost. Its id is chosen before
-#: the first try, so a retry after a lost reply adds no second row.
+#: The record: the delivery's new state (fenced by its claim), the endpoint's health, the
+#: attempt row, which is marked stale when the claim was lost, and the release of one
+#: delivery deferred behind the endpoint's cap into the slot a success freed. The attempt's
+#: id is chosen before the first try, so a retry after a lost reply adds no second row.
 _RECORD = PreparedStatement(
     "webhooks_record",
     f"""
     WITH held AS ({state.record_sql(POSTGRES)}),
     health AS ({state.health_sql(POSTGRES, held="EXISTS (SELECT 1 FROM held)")}),
-    attempt AS ({insert_attempt_sql(stale="NOT EXISTS (SELECT 1 FROM held)")})
+    attempt AS ({insert_attempt_sql(stale="NOT EXISTS (SELECT 1 FROM held)")}),
+    released AS ({state.release_sql(POSTGRES, held="EXISTS (SELECT 1 FROM held)")})
     SELECT (SELECT status FROM held) AS status,
-           (SELECT disabled_reason FROM health) AS disabled_reason
+           (SELECT disabled_reason FROM health) AS disabled_reason,
+           (SELECT id FROM released) AS released_id,
+           (SELECT event_type FROM released) AS released_type,
+           (SELECT attempts FROM released) AS released_attempts
     """,
     (
         ("id", "text"),
@@ -93,5 +99,12 @@ def claim(delivery_id: str) -> Mapping[str, Any] | None:
 def record(parameters: Mapping[str, Any]) -> Written:
     """Write the attempt (:func:`webhooks.delivery.state.record_parameters`)."""
     with autocommit_engine().connect() as connection:
-        status, disabled_reason = _RECORD.execute(connection, parameters).one()
-    return Written(status, disabled_reason)
+        row = _RECORD.execute(connection, parameters).one()
+    released = (
+        None
+        if row.released_id is None
+        else DeliveryRef(
+            row.released_id, parameters["endpoint_id"], row.released_type, row.released_attempts
+        )
+    )
+    return Written(row.status, row.disabled_reason, released)

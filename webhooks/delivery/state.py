@@ -14,9 +14,15 @@ The state table (also in docs/reliability.md, "Delivery states")::
     failed     NULL             past / NULL    finished; a past lease is its dead letter's
                                                hand-over, cleared once the letter arrived
 
+and ``hold`` says what set an open delivery's lease or due time when it was not a hand-over:
+``claimed`` by a claim (with a past lease: a lapsed claim, whose message no queue holds any
+more, which the sweeper publishes at once), ``deferred`` behind its endpoint's in-flight cap
+(due then, or as soon as a success of the endpoint frees a slot: :func:`release_sql`).
+
 Every writer goes through this module: ingest (:func:`new_delivery_sql`), the claim and the
 record (:data:`CLAIM_SQL`, :data:`RECORD_SQL`, used by both storage paths), parking and
-deferring a delivery that could not be claimed (:func:`settle_unclaimed`), the sweeper's and
+deferring a delivery that could not be claimed (:func:`settle_unclaimed`), releasing a
+deferred one into the slot a success freed (:func:`release_sql`), the sweeper's and
 redelivery's stamps (:func:`stamp`, :func:`redeliver`), enabling an endpoint
 (:func:`release_waiting`), the delivery controls (:mod:`webhooks.delivery.waiting`: their
 claim, parking and releases), dead letters (:func:`dead_letter_received`) and retention (which
@@ -216,7 +222,7 @@ _CLAIMABLE = (
 #: not a change of state: ``updated_at`` stays.
 _CLAIM = """
     UPDATE deliveries AS d
-    SET locked_until = {lease_end}, claims = d.claims + 1
+    SET locked_until = {lease_end}, claims = d.claims + 1, hold = 'claimed'
     FROM endpoints AS e
     WHERE d.id = :id AND e.id = d.endpoint_id AND {claimable}
     RETURNING attempts, claims, locked_until AS lease, event_id, endpoint_id
@@ -256,9 +262,50 @@ def record_sql(db: Dialect) -> str:
                                ELSE {db.later(":due_in")} END,
         locked_until = CASE WHEN redeliver_requested OR :stamp THEN {db.now} END,
         redeliver_requested = false,
+        hold = NULL,
         updated_at = {db.now}
     WHERE id = :delivery_id AND claims = :claim AND locked_until = :lease AND {_OPEN}
     RETURNING status
+    """
+
+
+def release_sql(db: Dialect, *, held: str) -> str:
+    """After a successful attempt that held its claim (``held``, SQL): make the oldest of
+    the endpoint's deliveries deferred behind its in-flight cap due now, stamped as handed
+    to the broker; returns its id, attempts and event type, for the caller to publish.
+
+    The attempt's record freed a slot of the cap, and a delivery that was deferred for
+    want of one need not wait for its due time: so a backlog behind a full cap drains at
+    the endpoint's pace, one freed slot releasing one delivery, instead of coming back at
+    its deferred times (when a killed worker's claims held the slots, the leases' end, and
+    the deliveries that find the cap full again then would wait for the next leases). Only
+    on success: a failing endpoint's backlog keeps its deferral (see :func:`defer_sql`).
+    Only deliveries not due yet (one due has its message on the way) of an endpoint
+    without delivery controls, whose releases are :mod:`webhooks.delivery.waiting`'s.
+    Concurrent releases skip each other's row.
+
+    Parameters: ``:endpoint_id``, ``:ok``.
+    """
+
+    def waiting(row: str) -> str:
+        return (
+            f"{row}.hold = 'deferred' AND {row}.status IN ('pending', 'retrying')"
+            f" AND {row}.next_attempt_at > {db.now} AND NOT {row}.admitted"
+        )
+
+    return f"""
+    UPDATE deliveries AS d
+    SET next_attempt_at = {db.now}, locked_until = {db.now}, hold = NULL
+    WHERE d.id = (SELECT w.id FROM deliveries AS w
+                  WHERE w.endpoint_id = :endpoint_id AND {waiting("w")}
+                  ORDER BY w.id LIMIT 1 {db.skip_locked})
+      AND {waiting("d")}
+      AND EXISTS (SELECT 1 FROM endpoints AS e
+                  WHERE e.id = d.endpoint_id AND e.enabled AND e.rate_limit IS NULL
+                    AND e.ordering <> 'fifo' AND e.circuit = 'closed')
+      AND :ok AND ({held})
+    RETURNING id, attempts, (SELECT ev.type FROM events AS ev WHERE ev.id = event_id)
+              AS event_type
     """
 
 
@@ -324,6 +371,9 @@ class Written:
     status: str | None
     #: Why the endpoint was disabled by this attempt, if it was.
     disabled_reason: str | None
+    #: A delivery deferred behind the endpoint's cap that the freed slot made due now
+    #: (:func:`release_sql`): the caller publishes it.
+    released: DeliveryRef | None = None
 
 
 def written_before(session: Session, attempt_id: str) -> Written | None:
@@ -393,7 +443,8 @@ def settle_unclaimed(session: Session, delivery_id: str, *, rng: random.Random) 
     if not enabled:
         session.execute(
             text(
-                "UPDATE deliveries AS d SET next_attempt_at = NULL, locked_until = NULL "
+                "UPDATE deliveries AS d"
+                " SET next_attempt_at = NULL, locked_until = NULL, hold = NULL "
                 f"WHERE {still_unheld}"
             ),
             {"id": delivery_id},
@@ -448,7 +499,8 @@ def defer_sql(db: Dialect) -> str:
     return f"""
     UPDATE deliveries AS d
     SET next_attempt_at = {db.later("wait.delay")},
-        locked_until = CASE WHEN wait.delay <= :max_countdown THEN {db.now} END
+        locked_until = CASE WHEN wait.delay <= :max_countdown THEN {db.now} END,
+        hold = 'deferred'
     FROM (SELECT CASE WHEN bounded > :floor THEN bounded ELSE :floor END AS delay
           FROM (SELECT CASE WHEN lease_left < :by_age THEN lease_left ELSE :by_age END
                        AS bounded
@@ -516,7 +568,7 @@ def stamp(
         query = query.order_by(oldest_first)
     refs = [DeliveryRef(*row) for row in session.execute(query)]
     if refs:
-        values: dict[str, object] = {"locked_until": now}
+        values: dict[str, object] = {"locked_until": now, "hold": None}
         if next_attempt_at is None:
             values["updated_at"] = Delivery.updated_at  # a publish is not a change of state
         else:
@@ -544,6 +596,7 @@ def redeliver(session: Session, delivery_ids: Sequence[str]) -> list[DeliveryRef
                 status = CASE WHEN {live} THEN status ELSE 'pending' END,
                 next_attempt_at = CASE WHEN {live} THEN next_attempt_at ELSE {db.now} END,
                 locked_until = CASE WHEN {live} THEN locked_until ELSE {db.now} END,
+                hold = CASE WHEN {live} THEN hold END,
                 updated_at = {db.now}
             WHERE id IN :ids
             RETURNING id, endpoint_id, event_id, attempts, redeliver_requested

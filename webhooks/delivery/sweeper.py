@@ -21,9 +21,11 @@ delivery due (ingest, a short retry, the sweep itself), and a claim pushes it ah
   :attr:`~webhooks.broker.publishing.DeliveryRef.queue` names, so of a queue's ``n`` ready
   messages (:func:`webhooks.broker.inspection.queue_depths`) the ``n`` most recently stamped
   of its deliveries are the ones the broker still holds; the older ones were taken by a
-  worker that died, or lost with the broker's memory, and are published again. A lapsed
-  claim counts as stamped when its lease ended, which is about when its message would have
-  been queued had it been published then: it goes out in its turn behind an honest backlog.
+  worker that died, or lost with the broker's memory, and are published again.
+- A lapsed claim (``hold`` is ``claimed``: a worker took its message, claimed it and never
+  recorded an attempt, as when it was killed) has no message left in the queue, whatever
+  the queue holds: it is published on the first sweep after its lease ended, and it does
+  not count among the stamped deliveries the queue's messages are matched with.
 
 An honest backlog is thus never republished, however long (the count matches), and what the
 broker lost goes out on the next sweep. The count is approximate at the edges: a message
@@ -70,7 +72,7 @@ from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine, session_scope
 from webhooks.delivery import waiting
 from webhooks.delivery.state import stamp
-from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus
+from webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Hold
 
 log = logging.getLogger("webhooks.sweeper")
 
@@ -115,7 +117,10 @@ def due_for_publishing(
     is not waited for). The caller publishes after committing.
     """
     if held is None:
-        lost: ColumnElement[bool] = Delivery.locked_until <= now - republish_after
+        lost: ColumnElement[bool] = or_(
+            Delivery.locked_until <= now - republish_after,
+            and_(Delivery.hold == Hold.CLAIMED, Delivery.locked_until < stamped_before),
+        )
     else:
         lost = or_(
             *(
@@ -136,17 +141,24 @@ def due_for_publishing(
 def _not_held(
     queue: ColumnElement[bool], held: int, *, now: datetime, stamped_before: datetime
 ) -> ColumnElement[bool]:
-    """Due, unclaimed, stamped deliveries of one queue, except the ``held`` stamped last."""
+    """Due, unclaimed, stamped deliveries of one queue, except the ``held`` stamped last;
+    and its lapsed claims, which no message in the queue stands for."""
     unclaimed = (queue, Delivery.locked_until < stamped_before)
     if held == 0:  # the queue is empty (flushed, restarted, or drained): every one of them
         return and_(*unclaimed)
+    handed_over = or_(Delivery.hold.is_(None), Delivery.hold != Hold.CLAIMED)
     stamped = (
         select(Delivery.id)
-        .where(Delivery.status.in_(OPEN_STATUSES), Delivery.next_attempt_at <= now, *unclaimed)
+        .where(
+            Delivery.status.in_(OPEN_STATUSES),
+            Delivery.next_attempt_at <= now,
+            *unclaimed,
+            handed_over,
+        )
         .order_by(Delivery.locked_until.desc(), Delivery.id.desc())
         .offset(held)
     )
-    return Delivery.id.in_(stamped)
+    return or_(Delivery.id.in_(stamped), and_(*unclaimed, Delivery.hold == Hold.CLAIMED))
 
 
 def sweep(*, now: datetime | None = None, republish_after: timedelta | None = None) -> int:

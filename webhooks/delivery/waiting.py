@@ -47,7 +47,7 @@ from webhooks.delivery import rate_limit, state
 from webhooks.delivery.circuit import Circuit, CircuitState
 from webhooks.delivery.circuit import after_attempt as next_circuit
 from webhooks.delivery.state import db_now
-from webhooks.models import OPEN_STATUSES, Delivery, Endpoint, Event
+from webhooks.models import OPEN_STATUSES, Delivery, Endpoint, Event, Hold
 from webhooks.ops import metrics
 
 log = logging.getLogger("webhooks.delivery")
@@ -228,7 +228,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             session.execute(
                 update(Delivery)
                 .where(*still_claimable)
-                .values(next_attempt_at=slot, locked_until=now, admitted=True),
+                .values(next_attempt_at=slot, locked_until=now, admitted=True, hold=None),
                 execution_options={"synchronize_session": False},
             )
             delay = (slot - now).total_seconds()
@@ -244,6 +244,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             locked_until=lease_end,
             claims=Delivery.claims + 1,
             admitted=False,
+            hold=Hold.CLAIMED,
             updated_at=Delivery.updated_at,
         )
         .returning(
@@ -341,7 +342,7 @@ def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
     session.execute(
         update(Delivery)
         .where(*still_claimable)
-        .values(next_attempt_at=None, locked_until=None, admitted=False),
+        .values(next_attempt_at=None, locked_until=None, admitted=False, hold=None),
         execution_options={"synchronize_session": False},
     )
     return Decision(Verdict.PARKED)

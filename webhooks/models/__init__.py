@@ -3,7 +3,7 @@
 from webhooks.models.attempt import Attempt
 from webhooks.models.base import Base
 from webhooks.models.console_session import ConsoleSession
-from webhooks.models.delivery import OPEN_STATUSES, Delivery, DeliveryStatus
+from webhooks.models.delivery import OPEN_STATUSES, Delivery, DeliveryStatus, Hold
 from webhooks.models.endpoint import Endpoint
 from webhooks.models.event import Event
 from webhooks.models.event_type import EventType
@@ -22,6 +22,7 @@ __all__ = [
     "Endpoint",
     "Event",
     "EventType",
+    "Hold",
     "PortalLink",
     "Tenant",
 ]

@@ -15,6 +15,14 @@ from webhooks.core.ids import new_id
 from webhooks.models.base import Base
 
 
+class Hold(StrEnum):
+    """What set an open delivery's lease or due time (``deliveries.hold``), if not a
+    hand-over to the broker."""
+
+    CLAIMED = "claimed"
+    DEFERRED = "deferred"
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     RETRYING = "retrying"
@@ -27,6 +35,7 @@ OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
 _open = text("status IN ('pending', 'retrying')")
 _waiting = text("status IN ('pending', 'retrying') AND next_attempt_at IS NULL")
+_deferred = text("hold = 'deferred' AND status IN ('pending', 'retrying')")
 _dead_letter_sent = text("status = 'failed' AND locked_until IS NOT NULL")
 
 
@@ -64,6 +73,15 @@ class Delivery(Base):
             postgresql_where=_waiting,
             sqlite_where=_waiting,
         ),
+        # Deliveries deferred behind their endpoint's in-flight cap, oldest first: what the
+        # slot an attempt frees lets go (webhooks.delivery.state.release_sql).
+        Index(
+            "ix_deliveries_deferred",
+            "endpoint_id",
+            "id",
+            postgresql_where=_deferred,
+            sqlite_where=_deferred,
+        ),
         # The per-endpoint in-flight cap counts live claims of one endpoint's open deliveries.
         Index(
             "ix_deliveries_in_flight",
@@ -93,5 +111,10 @@ class Delivery(Base):
     #: A rate-limit slot is reserved for it at ``next_attempt_at`` (or it is the circuit's
     #: probe): its claim takes no slot of its own (webhooks.delivery.waiting).
     admitted: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: What its lease and due time were last set by, when that is not a hand-over:
+    #: ``claimed`` (a worker's claim: once its lease lapsed, no message of it is queued) or
+    #: ``deferred`` (its endpoint was at its in-flight cap, not a scheduled retry: the next
+    #: slot an attempt frees makes it due at once); NULL otherwise (webhooks.delivery.state).
+    hold: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
