@@ -1,7 +1,8 @@
 """The engine's Postgres path: one prepared statement to claim, one to record.
 
 Each runs on an autocommit connection and commits on its own (no ``BEGIN`` / ``COMMIT``
-round trips), with driver rows instead of ORM objects. The SQL is the portable path's
+round trips), on the driver's cursor (:meth:`PreparedStatement.rows`: no ORM objects, no
+SQLAlchemy result objects). The SQL is the portable path's
 (:mod:`webhooks.delivery.state`, :mod:`webhooks.delivery.job`,
 :mod:`webhooks.history.recording`), composed here with Postgres's data-modifying CTEs so
 that each step is a single statement.
@@ -83,9 +84,8 @@ def claim(delivery_id: str) -> Mapping[str, Any] | None:
 
     def run() -> Mapping[str, Any] | None:
         with autocommit_engine().connect() as connection:
-            rows = _CLAIM.execute(connection, state.claim_parameters(delivery_id)).mappings()
-            row = rows.first()
-            return None if row is None else dict(row)
+            rows = _CLAIM.rows(connection, state.claim_parameters(delivery_id))
+            return rows[0] if rows else None
 
     return retry_on_disconnect(run)
 
@@ -93,5 +93,5 @@ def claim(delivery_id: str) -> Mapping[str, Any] | None:
 def record(parameters: Mapping[str, Any]) -> Written:
     """Write the attempt (:func:`webhooks.delivery.state.record_parameters`)."""
     with autocommit_engine().connect() as connection:
-        status, disabled_reason = _RECORD.execute(connection, parameters).one()
-    return Written(status, disabled_reason)
+        (row,) = _RECORD.rows(connection, parameters)
+    return Written(row["status"], row["disabled_reason"])
