@@ -28,7 +28,7 @@ BUFFER_LIMIT = 200
 """Events that make a flush at once (from the sending greenlet) instead of at the interval."""
 
 
-class BatchedTaskEvents(bootsteps.StartStopStep):
+class BatchedTaskEvents(bootsteps.StartStopStep):  # type: ignore[misc]  # untyped base
     """Buffer the task events of a worker without an event loop; flush them periodically."""
 
     requires = ("celery.worker.consumer.events:Events",)
