@@ -6,9 +6,13 @@ usable."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy.exc import DBAPIError
+from collections.abc import Iterator
 
+import pytest
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from tests.services import free_port
 from webhooks.core.db import autocommit_engine, get_engine, retry_on_disconnect
 from webhooks.core.prepared import PreparedStatement
 
@@ -19,13 +23,18 @@ _PROBE = PreparedStatement(
 )
 
 
-def _run(a: int) -> list[dict[str, object]]:
-    with autocommit_engine().connect() as connection:
-        return _PROBE.rows(connection, {"a": a})
+@pytest.fixture
+def engine(clean_db: None) -> Iterator[Engine]:
+    """An autocommit pool of one connection: every use below is on the same one."""
+    engine = create_engine(
+        autocommit_engine().url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0
+    )
+    yield engine
+    engine.dispose()
 
 
-def _backend_pid() -> int:
-    with autocommit_engine().connect() as connection:
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
         pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
     assert isinstance(pid, int)
     return pid
@@ -37,29 +46,40 @@ def _kill(pid: int) -> None:
     assert killed
 
 
-def test_rows_are_dicts_by_column_name(clean_db: None) -> None:
-    assert _run(1) == [{"b": 2, "c": 10}]
+def test_rows_are_dicts_by_column_name(engine: Engine) -> None:
+    assert _PROBE.rows(engine, {"a": 1}) == [{"b": 2, "c": 10}]
 
 
-def test_a_killed_session_invalidates_and_the_retry_prepares_again(clean_db: None) -> None:
-    assert _run(2) == [{"b": 3, "c": 5}]  # prepared on the pooled connection
-    _kill(_backend_pid())
+def test_a_killed_session_invalidates_and_the_retry_prepares_again(engine: Engine) -> None:
+    assert _PROBE.rows(engine, {"a": 2}) == [{"b": 3, "c": 5}]  # prepared on the connection
+    _kill(_backend_pid(engine))
 
     with pytest.raises(DBAPIError) as raised:
-        _run(2)
+        _PROBE.rows(engine, {"a": 2})
     assert raised.value.connection_invalidated
 
-    _kill(_backend_pid())
-    assert retry_on_disconnect(lambda: _run(5)) == [{"b": 6, "c": 2}]
+    _PROBE.rows(engine, {"a": 2})  # a new connection: prepared there
+    _kill(_backend_pid(engine))
+    assert retry_on_disconnect(lambda: _PROBE.rows(engine, {"a": 5})) == [{"b": 6, "c": 2}]
 
 
 def test_a_failing_statement_is_a_dbapi_error_and_the_connection_lives_on(
-    clean_db: None,
+    engine: Engine,
 ) -> None:
-    pid = _backend_pid()
+    pid = _backend_pid(engine)
     with pytest.raises(DBAPIError) as raised:
-        _run(0)  # division by zero
+        _PROBE.rows(engine, {"a": 0})  # division by zero
     assert not raised.value.connection_invalidated
     assert getattr(raised.value.orig, "pgcode", None) == "22012"
-    assert _run(1) == [{"b": 2, "c": 10}]
-    assert _backend_pid() == pid
+    assert _PROBE.rows(engine, {"a": 1}) == [{"b": 2, "c": 10}]
+    assert _backend_pid(engine) == pid
+
+
+def test_an_unreachable_server_is_a_dbapi_error(clean_db: None) -> None:
+    url = autocommit_engine().url.set(port=free_port())
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with pytest.raises(OperationalError):
+            _PROBE.rows(engine, {"a": 1})
+    finally:
+        engine.dispose()
