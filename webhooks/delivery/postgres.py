@@ -83,13 +83,15 @@ def claim(delivery_id: str) -> Mapping[str, Any] | None:
     """Claim the delivery; its row for :meth:`webhooks.delivery.job.Job.from_row`, or None."""
 
     def run() -> Mapping[str, Any] | None:
-        rows = _CLAIM.rows(autocommit_engine(), state.claim_parameters(delivery_id))
-        return rows[0] if rows else None
+        with autocommit_engine().connect() as connection:
+            rows = _CLAIM.rows(connection, state.claim_parameters(delivery_id))
+            return rows[0] if rows else None
 
     return retry_on_disconnect(run)
 
 
 def record(parameters: Mapping[str, Any]) -> Written:
     """Write the attempt (:func:`webhooks.delivery.state.record_parameters`)."""
-    (row,) = _RECORD.rows(autocommit_engine(), parameters)
+    with autocommit_engine().connect() as connection:
+        (row,) = _RECORD.rows(connection, parameters)
     return Written(row["status"], row["disabled_reason"])
