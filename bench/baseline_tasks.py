@@ -2,9 +2,10 @@
 
 Its configuration is the engine's, read from the engine's own app (:mod:`workers.app`) at
 import time, so the baselines run with exactly the broker, serializer, transport options,
-``acks_late``, prefetch and task-event settings the engine runs with, whatever the engine's
-engineer changes there. Only the routing differs: the baselines have queues of their own
-(``bench_noop``, ``bench_naive``) so they never meet the engine's messages.
+``acks_late``, prefetch and task-event settings the engine runs with (and its task events in
+batches, :mod:`workers.events`), whatever the engine's engineer changes there. Only the
+routing differs: the baselines have queues of their own (``bench_noop``, ``bench_naive``)
+so they never meet the engine's messages.
 
 Importing :mod:`workers.app` also connects its ``worker_init`` handlers (psycogreen's wait
 callback under gevent), so the naive task's database calls yield to other greenlets exactly
@@ -45,9 +46,11 @@ def engine_settings(engine: Celery) -> dict[str, Any]:
 
 def _make_app() -> Celery:
     from workers.app import app as engine_app
+    from workers.events import batch_task_events
 
     baseline = Celery("bench-baselines")
     baseline.conf.update(engine_settings(engine_app))
+    batch_task_events(baseline)
     baseline.conf.update(
         task_queues={NOOP_QUEUE: {}, NAIVE_QUEUE: {}},
         task_default_queue=NOOP_QUEUE,

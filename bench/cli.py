@@ -48,6 +48,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="interleaved repetitions (1)")
     parser.add_argument("--pools", help="comma-separated pools (gevent,prefork)")
     parser.add_argument("--gevent-concurrency", type=int, help="-c of gevent workers (1000)")
+    parser.add_argument(
+        "--compare-gevent-concurrency",
+        help="throughput: comma-separated extra gevent -c to measure in the same run (none)",
+    )
     parser.add_argument("--prefork-concurrency", type=int, help="-c of prefork workers (2)")
     parser.add_argument("--rate", type=float, help="latency offered rate (half the max)")
     parser.add_argument("--latency-seconds", type=float, help="length of a latency phase")
@@ -96,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         gevent_concurrency=args.gevent_concurrency,
         prefork_concurrency=args.prefork_concurrency,
+        compare_gevent_concurrency=(
+            tuple(int(c) for c in args.compare_gevent_concurrency.split(","))
+            if args.compare_gevent_concurrency
+            else None
+        ),
         rate=args.rate,
         latency_seconds=args.latency_seconds,
         hol_events=args.hol_events,

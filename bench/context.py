@@ -25,6 +25,9 @@ from bench.stats import Figure, Phase
 
 POOLS = ("gevent", "prefork")
 
+#: A worker to run: ``(app, pool, name)``, optionally with its ``-c`` (else the pool's).
+WorkerSpec = tuple[str, str, str] | tuple[str, str, str, int | None]
+
 
 class CpuSource(Protocol):
     """Whatever does the measured work: a worker's process group, producer processes."""
@@ -60,6 +63,8 @@ class Options:
     hol_timeout: int = 5
     rss_deliveries: int = 100_000
     enqueue_ops: int = 1_000
+    #: Extra gevent ``-c`` the throughput scenario measures beside ``gevent_concurrency``.
+    compare_gevent_concurrency: tuple[int, ...] = ()
 
     @classmethod
     def build(cls, *, quick: bool, size: int | None, **overrides: Any) -> Options:
@@ -119,19 +124,20 @@ class Bench:
     # -- workers ------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def workers(self, *specs: tuple[str, str, str]) -> Iterator[list[Worker]]:
-        """Run ``(app, pool, name)`` workers for the block; kill their groups after it."""
+    def workers(self, *specs: WorkerSpec) -> Iterator[list[Worker]]:
+        """Run ``(app, pool, name[, -c])`` workers for the block; kill their groups after it."""
         control = control_app(self.env.redis_url)
         started = [
             Worker(
-                app=app,
-                pool=pool,
-                concurrency=self.options.concurrency(pool),
-                name=name,
+                app=spec[0],
+                pool=spec[1],
+                concurrency=(spec[3] if len(spec) > 3 else None)
+                or self.options.concurrency(spec[1]),
+                name=spec[2],
                 control=control,
                 loglevel=self.options.loglevel,
             )
-            for app, pool, name in specs
+            for spec in specs
         ]
         self._active_workers.extend(started)
         try:
@@ -150,6 +156,17 @@ class Bench:
 
     # -- timing with CPU accounting -----------------------------------------------------
 
+    def _postgres_pids(self) -> list[int]:
+        """The Postgres processes working for this run: the backends connected to the
+        benchmark's database (and its autovacuum), and the server's own background processes
+        (WAL writer, checkpointer...), not the backends of other databases on the server
+        (other test suites on a shared machine)."""
+        pids = self.scalar(
+            "SELECT array_agg(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() OR datname IS NULL"
+        )
+        return list(pids or [])
+
     def _cpu(self, workers: Sequence[CpuSource]) -> dict[str, Any]:
         redis_client = self.env.redis()
         try:
@@ -160,7 +177,7 @@ class Bench:
             "worker": [worker.cpu() for worker in workers],
             "receiver": self.receiver.stats().cpu_seconds,
             "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
-            "postgres": procstat.CpuSnapshot.of(procstat.pids_named("postgres")),
+            "postgres": procstat.CpuSnapshot.of(self._postgres_pids()),
             "harness": procstat.own_cpu(),
             "machine": meta.machine_busy_seconds(),
         }

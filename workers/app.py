@@ -24,6 +24,7 @@ from webhooks.core.config import get_settings
 from webhooks.core.logs import configure_logging
 from webhooks.history.retention import PURGE_TASK
 from webhooks.ops import metrics
+from workers.events import batch_task_events
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,10 +57,10 @@ app.conf.update(
     # once takes at most one pool's worth of messages more for a moment; the claim makes a
     # copy of a running task harmless.
     worker_enable_prefetch_count_reduction=False,
-    # Task events, for Flower (received, started, succeeded, failed...). Not the "sent"
-    # event: it doubled the Redis writes of every publish, and only in the processes that
-    # imported this module (a producer or the API never did), so Flower never had it for
-    # first attempts anyway.
+    # Task events, for Flower (received, started, succeeded, failed...), in batches also on
+    # gevent (workers.events). Not the "sent" event: it doubled the Redis writes of every
+    # publish, and only in the processes that imported this module (a producer or the API
+    # never did), so Flower never had it for first attempts anyway.
     worker_send_task_events=True,
     beat_schedule={
         "sweep": {
@@ -75,6 +76,8 @@ app.conf.update(
         },
     },
 )
+
+batch_task_events(app)
 
 
 def _gevent_patched() -> bool:

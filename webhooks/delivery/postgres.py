@@ -1,7 +1,8 @@
 """The engine's Postgres path: one prepared statement to claim, one to record.
 
 Each runs on an autocommit connection and commits on its own (no ``BEGIN`` / ``COMMIT``
-round trips), with driver rows instead of ORM objects. The SQL is the portable path's
+round trips), on the driver's cursor (:meth:`PreparedStatement.rows`: no ORM objects, no
+SQLAlchemy result objects). The SQL is the portable path's
 (:mod:`webhooks.delivery.state`, :mod:`webhooks.delivery.job`,
 :mod:`webhooks.history.recording`), composed here with Postgres's data-modifying CTEs so
 that each step is a single statement.
@@ -89,9 +90,8 @@ def claim(delivery_id: str) -> Mapping[str, Any] | None:
 
     def run() -> Mapping[str, Any] | None:
         with autocommit_engine().connect() as connection:
-            rows = _CLAIM.execute(connection, state.claim_parameters(delivery_id)).mappings()
-            row = rows.first()
-            return None if row is None else dict(row)
+            rows = _CLAIM.rows(connection, state.claim_parameters(delivery_id))
+            return rows[0] if rows else None
 
     return retry_on_disconnect(run)
 
@@ -99,12 +99,15 @@ def claim(delivery_id: str) -> Mapping[str, Any] | None:
 def record(parameters: Mapping[str, Any]) -> Written:
     """Write the attempt (:func:`webhooks.delivery.state.record_parameters`)."""
     with autocommit_engine().connect() as connection:
-        row = _RECORD.execute(connection, parameters).one()
+        (row,) = _RECORD.rows(connection, parameters)
     released = (
         None
-        if row.released_id is None
+        if row["released_id"] is None
         else DeliveryRef(
-            row.released_id, parameters["endpoint_id"], row.released_type, row.released_attempts
+            row["released_id"],
+            parameters["endpoint_id"],
+            row["released_type"],
+            row["released_attempts"],
         )
     )
-    return Written(row.status, row.disabled_reason, released)
+    return Written(row["status"], row["disabled_reason"], released)

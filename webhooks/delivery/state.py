@@ -357,7 +357,12 @@ def record_parameters(
         "claim": claim,
         "lease": lease,
         "ok": ok,
-        "gone_reason": f"the receiver answered 410 Gone at {clock.rfc3339(clock.now())}",
+        # Read only on a 410 (health_sql): not formatted for every other attempt.
+        "gone_reason": (
+            f"the receiver answered 410 Gone at {clock.rfc3339(clock.now())}"
+            if attempt.get("response_status") == 410
+            else None
+        ),
         "days": days,
         "disable_after": float(days * 86_400),
     }
