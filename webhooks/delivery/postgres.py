@@ -18,6 +18,7 @@ from webhooks.core.prepared import PreparedStatement
 from webhooks.delivery import state
 from webhooks.delivery.job import load_sql
 from webhooks.delivery.state import Written
+from webhooks.history import partitions
 from webhooks.history.recording import insert_attempt_sql
 
 #: The claim and the load of what the attempt needs. Claims of one endpoint take turns on
@@ -91,7 +92,12 @@ def claim(delivery_id: str) -> Mapping[str, Any] | None:
 
 
 def record(parameters: Mapping[str, Any]) -> Written:
-    """Write the attempt (:func:`webhooks.delivery.state.record_parameters`)."""
-    with autocommit_engine().connect() as connection:
-        status, disabled_reason = _RECORD.execute(connection, parameters).one()
-    return Written(status, disabled_reason)
+    """Write the attempt (:func:`webhooks.delivery.state.record_parameters`), creating its
+    day's partition if it is missing (:func:`webhooks.history.partitions.routed`)."""
+
+    def run() -> Written:
+        with autocommit_engine().connect() as connection:
+            status, disabled_reason = _RECORD.execute(connection, parameters).one()
+        return Written(status, disabled_reason)
+
+    return partitions.routed(run, parameters["delivery_id"])
