@@ -60,6 +60,7 @@ class Options:
     hol_timeout: int = 5
     rss_deliveries: int = 100_000
     enqueue_ops: int = 1_000
+    history_attempts: int = 20_000_000
 
     @classmethod
     def build(cls, *, quick: bool, size: int | None, **overrides: Any) -> Options:
@@ -71,6 +72,7 @@ class Options:
             options.hol_timeout = 1
             options.rss_deliveries = 300
             options.enqueue_ops = 30
+            options.history_attempts = 20_000
         if size is not None:
             options.size = size
             options.rss_deliveries = 5 * size
