@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_start
@@ -172,7 +172,7 @@ def _with_lock_timeout(engine: Engine, sql: str) -> None:
             time.sleep(PAUSE)
 
 
-def create(partitions: Iterator[Partition] | list[Partition], engine: Engine | None = None) -> int:
+def create(partitions: Iterable[Partition], engine: Engine | None = None) -> int:
     """Create the missing ones of ``partitions``; returns how many were created."""
     engine = engine or get_engine()
     with engine.connect() as connection:

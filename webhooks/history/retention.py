@@ -24,7 +24,10 @@ one catalog change instead of hundreds of thousands of row deletes, and leaves n
 for vacuum. A day that still has an open delivery keeps its partition, and its finished
 attempts go through the row deletes below, as the attempts without a delivery (PINGs, in
 the default partition) do. The deliveries and events are then deleted in batches as
-before; the dropped attempts leave their deletes nothing to cascade to.
+before; the dropped attempts leave their deletes nothing to cascade to. A delivery of such
+a day redelivered between the check and the drop (a redeliver of history past the
+retention) keeps its row and its new attempts, not its earlier attempts: the row deletes
+had the same race, losing the whole delivery.
 """
 
 from __future__ import annotations
