@@ -59,6 +59,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hol-timeout", type=int, help="timeout of the hanging endpoints (5)")
     parser.add_argument("--rss-deliveries", type=int, help="deliveries of the RSS run")
     parser.add_argument("--enqueue-ops", type=int, help="enqueue calls per producer per phase")
+    parser.add_argument(
+        "--history-attempts",
+        type=int,
+        help="attempts in the partitions scenario's kept history (20000000)",
+    )
     parser.add_argument("--loglevel", help="workers' log level (WARNING)")
     parser.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB)
     parser.add_argument("--no-write", action="store_true", help="print only: no JSON, no docs")
@@ -111,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         hol_timeout=args.hol_timeout,
         rss_deliveries=args.rss_deliveries,
         enqueue_ops=args.enqueue_ops,
+        history_attempts=args.history_attempts,
         loglevel=args.loglevel,
     )
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])

@@ -65,6 +65,7 @@ class Options:
     enqueue_ops: int = 1_000
     #: Extra gevent ``-c`` the throughput scenario measures beside ``gevent_concurrency``.
     compare_gevent_concurrency: tuple[int, ...] = ()
+    history_attempts: int = 20_000_000
 
     @classmethod
     def build(cls, *, quick: bool, size: int | None, **overrides: Any) -> Options:
@@ -76,6 +77,7 @@ class Options:
             options.hol_timeout = 1
             options.rss_deliveries = 300
             options.enqueue_ops = 30
+            options.history_attempts = 20_000
         if size is not None:
             options.size = size
             options.rss_deliveries = 5 * size

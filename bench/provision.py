@@ -103,6 +103,10 @@ class Environment:
         """Empty the benchmark's Redis db: no message of a scenario outlives it."""
         self.redis_lock.flush()
 
+    def add_cleanup(self, cleanup: Callable[[], None]) -> None:
+        """Run ``cleanup`` at :meth:`teardown` (before the database is dropped)."""
+        self._cleanups.append(cleanup)
+
     def teardown(self) -> None:
         """Drop the database and stop what was started for it; safe to call twice."""
         from webhooks.core.db import get_engine

@@ -22,6 +22,7 @@ from celery import signals
 from webhooks.broker.publishing import RETRIES_QUEUE, SWEEP_TASK, celery_app
 from webhooks.core.config import get_settings
 from webhooks.core.logs import configure_logging
+from webhooks.history.partitions import PARTITIONS_TASK
 from webhooks.history.retention import PURGE_TASK
 from webhooks.ops import metrics
 from workers.events import batch_task_events
@@ -39,6 +40,11 @@ after hours would first run every one of them)."""
 
 PURGE_INTERVAL = 3600.0
 """Seconds between retention purges (:mod:`webhooks.history.retention`)."""
+
+PARTITIONS_INTERVAL = 3600.0
+"""Seconds between runs that create the partitions of attempts for the days ahead
+(:mod:`webhooks.history.partitions`): hourly, so a day missed by a stopped beat is soon made
+up, and a no-op (one catalog query) when they exist."""
 
 app = celery_app()
 app.conf.update(
@@ -73,6 +79,11 @@ app.conf.update(
             "task": PURGE_TASK,
             "schedule": PURGE_INTERVAL,
             "options": {"queue": RETRIES_QUEUE, "expires": PURGE_INTERVAL},
+        },
+        "partitions": {
+            "task": PARTITIONS_TASK,
+            "schedule": PARTITIONS_INTERVAL,
+            "options": {"queue": RETRIES_QUEUE, "expires": PARTITIONS_INTERVAL},
         },
     },
 )

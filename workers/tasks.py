@@ -11,7 +11,7 @@ from webhooks.broker import publishing as broker
 from webhooks.core.errors import DatabaseUnavailable
 from webhooks.delivery import dead_letter, engine, redelivery, sweeper
 from webhooks.delivery.state import Next, NextStep
-from webhooks.history import retention
+from webhooks.history import partitions, retention
 from webhooks.ops import metrics
 from webhooks.outbound.client_tls import ClientCertificate
 from webhooks.outbound.http import Transport, default_transport
@@ -98,6 +98,12 @@ def sweep() -> int:
 def recover(endpoint_id: str, since: str, until: str) -> int:
     """Redeliver an endpoint's failed deliveries of a window, in batches."""
     return redelivery.recover_batches(redelivery.Recovery.from_args(endpoint_id, since, until))
+
+
+@task(partitions.PARTITIONS_TASK)
+def create_partitions() -> int:
+    """Create the partitions of attempts for the days ahead (Postgres)."""
+    return partitions.ensure_ahead()
 
 
 @task(retention.PURGE_TASK)

@@ -40,6 +40,11 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     ),
     "rss": ("bench.scenarios.rss", "worker RSS growth over a long run"),
     "history": ("bench.scenarios.history", "history pages p95 on 1M attempts; purge vs inserts"),
+    "partitions": (
+        "bench.scenarios.partitions",
+        "20M attempts kept (bench_partitions): e2e vs an empty database, pages p95,"
+        " dropping a day beside inserts",
+    ),
     "console": ("bench.scenarios.console", "console list pages p95 render on 1M attempts"),
     "schemas": (
         "bench.scenarios.schemas",

@@ -26,6 +26,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from multiprocessing.connection import Connection as PipeEnd
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
@@ -83,7 +84,7 @@ SELECT __DLV__, :tenant, __EVT__,
        CASE WHEN st = 'succeeded' THEN 200 ELSE 500 END,
        to_timestamp(ms / 1000.0), to_timestamp(ms / 1000.0)
 FROM (SELECT i, :start + i::bigint * :step AS ms,
-             CASE WHEN i > :n - 500 AND i % 5 = 0 THEN 'retrying'
+             CASE WHEN i > :open_after AND i % 5 = 0 THEN 'retrying'
                   WHEN (i / 10) % 100 < 92 THEN 'succeeded' ELSE 'failed' END AS st
       FROM generate_series(1, :n) i) s
 """
@@ -117,12 +118,24 @@ class Seeded:
 
 
 def seed(
-    bench: Bench, engine: Engine, deliveries: int, attempts: int, tenant_uid: str = "history"
+    bench: Bench,
+    engine: Engine,
+    deliveries: int,
+    attempts: int,
+    tenant_uid: str = "history",
+    *,
+    span_days: float = SPAN_DAYS,
+    ending: datetime | None = None,
+    open_deliveries: bool = True,
 ) -> Seeded:
     """Fill the tables fast: one statement per table, computed in Postgres, for a new tenant
-    ``tenant_uid`` (each scenario seeding its own, as ``all`` runs them in one database)."""
+    ``tenant_uid`` (each scenario seeding its own, as ``all`` runs them in one database),
+    spread over the ``span_days`` before ``ending`` (now), with 100 retrying deliveries among
+    the newest unless not ``open_deliveries``; the days' partitions of attempts are created
+    first."""
     from webhooks.admin.tenants import create_tenant
     from webhooks.core.db import new_session
+    from webhooks.history import partitions
 
     with new_session() as session:
         tenant = create_tenant(session, tenant_uid)
@@ -133,13 +146,20 @@ def seed(
         session.add_all(endpoints)
         session.commit()
         seeded = Seeded(tenant.id, tenant.uid, [endpoint.id for endpoint in endpoints])
-    span_ms = SPAN_DAYS * 86_400_000
-    now_ms = int(clock.now().timestamp() * 1000)
+    span_ms = int(span_days * 86_400_000)
+    end = ending or clock.now()
+    now_ms = int(end.timestamp() * 1000)
+    first_day = (end - timedelta(milliseconds=span_ms)).date()
+    days = (end.date() - first_day).days + 1
+    partitions.create(
+        [partitions.Partition(first_day + timedelta(days=n)) for n in range(days)], engine
+    )
     params: dict[str, Any] = {
         "tenant": seeded.tenant_id,
         "endpoints": seeded.endpoint_ids,
         "e": ENDPOINTS,
         "n": deliveries,
+        "open_after": deliveries - 500 if open_deliveries else deliveries,
         "a": attempts,
         "start": now_ms - span_ms,
         "step": span_ms // deliveries,

@@ -28,6 +28,7 @@ SCENARIOS = (
     "tenants",
     "rss",
     "history",
+    "partitions",
     "console",
     "schemas",
     "signing",

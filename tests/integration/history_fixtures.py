@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from webhooks.core import clock
 from webhooks.core.ids import ulid
+from webhooks.history import partitions
 from webhooks.models import Attempt, Delivery, Endpoint, Event, Tenant
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -87,7 +89,10 @@ def make_attempt(
     delivery: Delivery | None = None,
     number: int = 1,
 ) -> Attempt:
-    """An attempt started at ``at``, recorded ``duration_ms`` later."""
+    """An attempt started at ``at``, recorded ``duration_ms`` later (in its delivery's
+    partition on Postgres, created in the session's transaction if that day has none)."""
+    if delivery is not None and partitions.is_partitioned(session.connection()):
+        session.execute(text(partitions.Partition.of(delivery.id).create_sql()))
     attempt = Attempt(
         id=id_at("att", at + timedelta(milliseconds=duration_ms)),
         tenant_id=endpoint.tenant_id,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from click.testing import CliRunner
@@ -60,7 +61,11 @@ def test_purge_command_prints_the_counts(session: Session, tenant: Tenant) -> No
     session.commit()
     result = CliRunner().invoke(main, ["purge"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == '{"attempts": 0, "deliveries": 1, "events": 1}'
+    printed = json.loads(result.stdout)
+    # Partitions of attempts left empty by earlier tests go too (whole days, not counted above).
+    assert printed == {"attempts": 0, "deliveries": 1, "events": 1} | {
+        "partitions": printed["partitions"]
+    }
 
 
 def test_purge_commits_skip_the_wal_flush_wait_and_only_theirs() -> None:

@@ -19,6 +19,7 @@ from webhooks.core.dialects import SQLITE
 from webhooks.delivery import state
 from webhooks.delivery.job import load_sql, load_types
 from webhooks.delivery.state import Written
+from webhooks.history import partitions
 from webhooks.history.recording import insert_attempt_sql
 from webhooks.models.base import UTCDateTime
 
@@ -54,16 +55,22 @@ def load(session: Session, claimed: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def record(parameters: Mapping[str, Any]) -> Written:
-    """Write the attempt (:func:`webhooks.delivery.state.record_parameters`)."""
-    with session_scope() as session:
-        status = session.execute(_RECORD, parameters).scalar()
-        held = status is not None
-        disabled_reason = session.execute(_HEALTH, {**parameters, "held": held}).scalar()
-        session.execute(_ATTEMPT, {**parameters, "stale": not held})
-        row = session.execute(_RELEASE, {**parameters, "held": held}).first()
-    released = (
-        None
-        if row is None
-        else DeliveryRef(row.id, parameters["endpoint_id"], row.event_type, row.attempts)
-    )
-    return Written(status, disabled_reason, released)
+    """Write the attempt (:func:`webhooks.delivery.state.record_parameters`) in one
+    transaction, run again if its day's partition was missing (on Postgres,
+    :func:`webhooks.history.partitions.routed`)."""
+
+    def run() -> Written:
+        with session_scope() as session:
+            status = session.execute(_RECORD, parameters).scalar()
+            held = status is not None
+            disabled_reason = session.execute(_HEALTH, {**parameters, "held": held}).scalar()
+            session.execute(_ATTEMPT, {**parameters, "stale": not held})
+            row = session.execute(_RELEASE, {**parameters, "held": held}).first()
+        released = (
+            None
+            if row is None
+            else DeliveryRef(row.id, parameters["endpoint_id"], row.event_type, row.attempts)
+        )
+        return Written(status, disabled_reason, released)
+
+    return partitions.routed(run, parameters["delivery_id"])

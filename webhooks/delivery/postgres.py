@@ -20,6 +20,7 @@ from webhooks.core.prepared import PreparedStatement
 from webhooks.delivery import state
 from webhooks.delivery.job import load_sql
 from webhooks.delivery.state import Written
+from webhooks.history import partitions
 from webhooks.history.recording import insert_attempt_sql
 
 #: The claim and the load of what the attempt needs. Claims of one endpoint take turns on
@@ -97,17 +98,22 @@ def claim(delivery_id: str) -> Mapping[str, Any] | None:
 
 
 def record(parameters: Mapping[str, Any]) -> Written:
-    """Write the attempt (:func:`webhooks.delivery.state.record_parameters`)."""
-    with autocommit_engine().connect() as connection:
-        (row,) = _RECORD.rows(connection, parameters)
-    released = (
-        None
-        if row["released_id"] is None
-        else DeliveryRef(
-            row["released_id"],
-            parameters["endpoint_id"],
-            row["released_type"],
-            row["released_attempts"],
+    """Write the attempt (:func:`webhooks.delivery.state.record_parameters`), creating its
+    day's partition if it is missing (:func:`webhooks.history.partitions.routed`)."""
+
+    def run() -> Written:
+        with autocommit_engine().connect() as connection:
+            (row,) = _RECORD.rows(connection, parameters)
+        released = (
+            None
+            if row["released_id"] is None
+            else DeliveryRef(
+                row["released_id"],
+                parameters["endpoint_id"],
+                row["released_type"],
+                row["released_attempts"],
+            )
         )
-    )
-    return Written(row["status"], row["disabled_reason"], released)
+        return Written(row["status"], row["disabled_reason"], released)
+
+    return partitions.routed(run, parameters["delivery_id"])

@@ -138,12 +138,14 @@ def as_json_text(values: dict[str, Any]) -> dict[str, Any]:
 
 def insert_attempt_sql(*, stale: str) -> str:
     """The insert of an attempt row from :func:`attempt_values`' parameters, ``:id``, and
-    ``stale`` (SQL); a second run with the same id (a retried record) inserts nothing."""
+    ``stale`` (SQL); a second run with the same id (a retried record) inserts nothing. The
+    conflict target includes ``delivery_id``, the partition key on Postgres
+    (:mod:`webhooks.history.partitions`)."""
     names = ["id", *_VALUE_COLUMNS]
     return (
         f"INSERT INTO attempts ({', '.join(names)}, stale) "
         f"VALUES ({', '.join(':' + name for name in names)}, {stale}) "
-        "ON CONFLICT (id) DO NOTHING"
+        "ON CONFLICT (id, delivery_id) DO NOTHING"
     )
 
 

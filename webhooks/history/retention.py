@@ -16,6 +16,18 @@ finish: a delivery that is still to be sent is not history yet, and dropping it 
 delivery that must never be lost (a disabled endpoint can park one for weeks). The
 purge after it finishes removes it once it is older than the retention. A delivery's age is
 its creation time, so one created long ago and redelivered recently goes with its event.
+
+On Postgres, ``attempts`` is partitioned by the delivery's creation day
+(:mod:`webhooks.history.partitions`), and the purge first drops every day's partition that
+ended before the cutoff and holds no open delivery's attempts: a day of attempts goes in
+one catalog change instead of hundreds of thousands of row deletes, and leaves no dead rows
+for vacuum. A day that still has an open delivery keeps its partition, and its finished
+attempts go through the row deletes below, as the attempts without a delivery (PINGs, in
+the default partition) do. The deliveries and events are then deleted in batches as
+before; the dropped attempts leave their deletes nothing to cascade to. A delivery of such
+a day redelivered between the check and the drop (a redeliver of history past the
+retention) keeps its row and its new attempts, not its earlier attempts: the row deletes
+had the same race, losing the whole delivery.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from sqlalchemy.orm import aliased
 from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine
+from webhooks.history import partitions
 from webhooks.models import OPEN_STATUSES, Attempt, Delivery, Event
 
 log = logging.getLogger("webhooks.retention")
@@ -51,6 +64,8 @@ class Purged:
     attempts: int = 0
     deliveries: int = 0
     events: int = 0
+    #: Daily partitions of attempts dropped whole (their rows are not counted above).
+    partitions: int = 0
 
     @property
     def total(self) -> int:
@@ -110,14 +125,51 @@ def _drain(statement: Delete, batch: int, pause: float) -> int:
         time.sleep(pause)
 
 
+_OPEN_IN_RANGE = (
+    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE id >= %(lower)s AND id < %(upper)s"
+    " AND status IN ('pending', 'retrying'))"
+)
+
+
+def droppable(before: datetime) -> list[partitions.Partition]:
+    """The daily partitions of attempts that retention can drop whole: every delivery of
+    the day was created before ``before`` and none is still open (Postgres only)."""
+    with get_engine().connect() as connection:
+        if not partitions.is_partitioned(connection):
+            return []
+        return [
+            partition
+            for partition in partitions.existing(connection)
+            if partition.ends <= before
+            and not connection.exec_driver_sql(
+                _OPEN_IN_RANGE, {"lower": partition.lower, "upper": partition.upper}
+            ).scalar()
+        ]
+
+
+def drop_partitions(before: datetime) -> int:
+    """Drop the partitions of :func:`droppable`; returns how many."""
+    old = droppable(before)
+    for partition in old:
+        partitions.drop(partition)
+    return len(old)
+
+
 def purge(*, now: datetime | None = None, batch: int = BATCH, pause: float = PAUSE) -> Purged:
-    """Delete the history older than the retention, in batches; returns what was deleted."""
+    """Delete the history older than the retention: the whole partitions that can go, then
+    the rest in batches; returns what was deleted."""
     before = cutoff(now)
-    purged = Purged(*(_drain(statement, batch, pause) for statement in _statements(before, batch)))
-    if purged.total:
+    dropped = drop_partitions(before)
+    attempts, deliveries, events = (
+        _drain(statement, batch, pause) for statement in _statements(before, batch)
+    )
+    purged = Purged(attempts, deliveries, events, partitions=dropped)
+    if purged.total or dropped:
         log.info(
-            "purged history before %s: %d attempts, %d deliveries, %d events",
+            "purged history before %s: %d partitions of attempts; "
+            "%d attempts, %d deliveries, %d events",
             clock.rfc3339(before),
+            dropped,
             purged.attempts,
             purged.deliveries,
             purged.events,

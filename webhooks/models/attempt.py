@@ -22,6 +22,10 @@ COUNTED = text("NOT stale")
 class Attempt(Base):
     __tablename__ = "attempts"
     __table_args__ = (
+        # The retried record's conflict target. On Postgres, where attempts is partitioned by
+        # delivery_id (webhooks.history.partitions), a unique index must include it, and the
+        # table has no primary key of its own: ids are ULIDs, unique by construction.
+        Index("uq_attempts_id_delivery_id", "id", "delivery_id", unique=True),
         # Run history of an endpoint, newest first (ids are ULIDs: id order is start order).
         Index(None, "endpoint_id", "id"),
         Index(None, "delivery_id", "id"),

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from webhooks.core.db import engine_for
+from webhooks.history import partitions
 from webhooks.models import Base
 
 
@@ -13,6 +14,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=partitions.compared,
     )
     with context.begin_transaction():
         context.run_migrations()
