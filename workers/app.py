@@ -23,6 +23,7 @@ from webhooks.broker.publishing import RETRIES_QUEUE, SWEEP_TASK, celery_app
 from webhooks.core.config import get_settings
 from webhooks.core.logs import configure_logging
 from webhooks.history.retention import PURGE_TASK
+from webhooks.history.rollup import ROLL_UP_TASK
 from webhooks.ops import metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,6 +39,10 @@ after hours would first run every one of them)."""
 
 PURGE_INTERVAL = 3600.0
 """Seconds between retention purges (:mod:`webhooks.history.retention`)."""
+
+ROLL_UP_INTERVAL = 300.0
+"""Seconds between roll-ups of settled hours (:mod:`webhooks.history.rollup`): an hour is
+rolled up within this of settling, before readers would have to do it themselves."""
 
 app = celery_app()
 app.conf.update(
@@ -72,6 +77,12 @@ app.conf.update(
             "task": PURGE_TASK,
             "schedule": PURGE_INTERVAL,
             "options": {"queue": RETRIES_QUEUE, "expires": PURGE_INTERVAL},
+        },
+        # Hourly rollup of attempts (webhooks.history.rollup): each settled hour once.
+        "roll-up": {
+            "task": ROLL_UP_TASK,
+            "schedule": ROLL_UP_INTERVAL,
+            "options": {"queue": RETRIES_QUEUE, "expires": ROLL_UP_INTERVAL},
         },
     },
 )

@@ -60,7 +60,9 @@ def test_purge_command_prints_the_counts(session: Session, tenant: Tenant) -> No
     session.commit()
     result = CliRunner().invoke(main, ["purge"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == '{"attempts": 0, "deliveries": 1, "events": 1}'
+    assert result.stdout.strip() == (
+        '{"attempts": 0, "deliveries": 1, "events": 1, "attempt_hours": 0}'
+    )
 
 
 def test_purge_commits_skip_the_wal_flush_wait_and_only_theirs() -> None:

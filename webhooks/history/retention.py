@@ -16,6 +16,8 @@ finish: a delivery that is still to be sent is not history yet, and dropping it 
 delivery that must never be lost (a disabled endpoint can park one for weeks). The
 purge after it finishes removes it once it is older than the retention. A delivery's age is
 its creation time, so one created long ago and redelivered recently goes with its event.
+The hourly rollup of attempts (:mod:`webhooks.history.rollup`) goes hour by hour, once an
+hour has wholly passed the retention.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from sqlalchemy.orm import aliased
 from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine
-from webhooks.models import OPEN_STATUSES, Attempt, Delivery, Event
+from webhooks.history.rollup import HOUR
+from webhooks.models import OPEN_STATUSES, Attempt, AttemptHour, Delivery, Event, RolledUpHour
 
 log = logging.getLogger("webhooks.retention")
 
@@ -51,10 +54,12 @@ class Purged:
     attempts: int = 0
     deliveries: int = 0
     events: int = 0
+    #: Rows of the hourly rollup (``attempt_hours``, :mod:`webhooks.history.rollup`).
+    attempt_hours: int = 0
 
     @property
     def total(self) -> int:
-        return self.attempts + self.deliveries + self.events
+        return self.attempts + self.deliveries + self.events + self.attempt_hours
 
 
 def cutoff(now: datetime | None = None) -> datetime:
@@ -110,16 +115,31 @@ def _drain(statement: Delete, batch: int, pause: float) -> int:
         time.sleep(pause)
 
 
+def _purge_rollup(before: datetime) -> int:
+    """Delete the rolled-up hours that ended by ``before``: one statement each, as they are a
+    row per endpoint and hour (an hourly purge deletes one hour's)."""
+    last = before - HOUR
+    with get_engine().begin() as connection:
+        _without_flush_wait(connection)
+        deleted = connection.execute(delete(AttemptHour).where(AttemptHour.hour <= last)).rowcount
+        connection.execute(delete(RolledUpHour).where(RolledUpHour.hour <= last))
+    return deleted
+
+
 def purge(*, now: datetime | None = None, batch: int = BATCH, pause: float = PAUSE) -> Purged:
     """Delete the history older than the retention, in batches; returns what was deleted."""
     before = cutoff(now)
-    purged = Purged(*(_drain(statement, batch, pause) for statement in _statements(before, batch)))
+    attempts, deliveries, events = (
+        _drain(statement, batch, pause) for statement in _statements(before, batch)
+    )
+    purged = Purged(attempts, deliveries, events, _purge_rollup(before))
     if purged.total:
         log.info(
-            "purged history before %s: %d attempts, %d deliveries, %d events",
+            "purged history before %s: %d attempts, %d deliveries, %d events, %d attempt hours",
             clock.rfc3339(before),
             purged.attempts,
             purged.deliveries,
             purged.events,
+            purged.attempt_hours,
         )
     return purged

@@ -15,6 +15,11 @@ def purge() -> None:
     purged = retention.purge()
     click.echo(
         json.dumps(
-            {"attempts": purged.attempts, "deliveries": purged.deliveries, "events": purged.events}
+            {
+                "attempts": purged.attempts,
+                "deliveries": purged.deliveries,
+                "events": purged.events,
+                "attempt_hours": purged.attempt_hours,
+            }
         )
     )
