@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from tests.integration.history_fixtures import make_attempt, make_delivery, make_endpoint
 from webhooks.core import clock
+from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine, new_session
 from webhooks.history import rollup
 from webhooks.history.queries import Window, attempt_succeeded
@@ -208,3 +209,18 @@ def test_an_attempt_at_the_very_end_of_a_chart_on_the_hour_counts(
     buckets = attempt_series(session, endpoint.id, "24h", until=end)
     assert buckets[-1].start == end - rollup.HOUR
     assert buckets[-1].attempts == 2
+
+
+def test_beat_rolls_up_nothing_the_retention_would_purge(
+    session: Session, frozen: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patched:
+        patched.setenv("WEBHOOKS_HISTORY_RETENTION_DAYS", "1")
+        get_settings.cache_clear()
+        try:
+            rollup.roll_up(most=1000)
+        finally:
+            patched.undo()
+            get_settings.cache_clear()
+    oldest = session.scalar(select(func.min(RolledUpHour.hour)))
+    assert oldest == rollup.hour_of(NOW - timedelta(days=1)) + rollup.HOUR

@@ -33,7 +33,6 @@ from sqlalchemy.orm import aliased
 from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine
-from webhooks.history.rollup import HOUR
 from webhooks.models import OPEN_STATUSES, Attempt, AttemptHour, Delivery, Event, RolledUpHour
 
 log = logging.getLogger("webhooks.retention")
@@ -118,7 +117,7 @@ def _drain(statement: Delete, batch: int, pause: float) -> int:
 def _purge_rollup(before: datetime) -> int:
     """Delete the rolled-up hours that ended by ``before``: one statement each, as they are a
     row per endpoint and hour (an hourly purge deletes one hour's)."""
-    last = before - HOUR
+    last = before - timedelta(hours=1)
     with get_engine().begin() as connection:
         _without_flush_wait(connection)
         deleted = connection.execute(delete(AttemptHour).where(AttemptHour.hour <= last)).rowcount

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from webhooks.core import clock
 from webhooks.core.db import get_engine, new_session
 from webhooks.history.queries import RECORDING_SLACK, Window, attempt_succeeded
+from webhooks.history.retention import cutoff
 from webhooks.history.tally import Tally
 from webhooks.models import Attempt, AttemptHour, RolledUpHour
 
@@ -173,11 +174,12 @@ def rolled_up(
 
 
 def roll_up(*, now: datetime | None = None, most: int = HOURS_PER_RUN) -> int:
-    """Roll up the settled hours of the last :data:`LOOKBACK` not rolled up yet, newest first,
-    at most ``most`` of them; returns how many. Nothing on SQLite."""
+    """Roll up the settled hours of the last :data:`LOOKBACK` (within the retention) not rolled
+    up yet, newest first, at most ``most`` of them; returns how many. Nothing on SQLite."""
     end = horizon(now)
-    start = hour_of(end - LOOKBACK)
-    hours = [start + HOUR * n for n in range(int((end - start) / HOUR))]
+    kept = cutoff(now)  # older hours are purged: rolling them up again would churn
+    start = max(hour_of(end - LOOKBACK), hour_of(kept) + HOUR)
+    hours = [start + HOUR * n for n in range(max(int((end - start) / HOUR), 0))]
     with new_session() as session:
         if not rolls_up(session):
             return 0
