@@ -170,8 +170,12 @@ def _milliseconds(value: float | None) -> float | None:
     return None if value is None else float(round(value))
 
 
-def window_stats(session: Session, endpoint_id: str, window: Window) -> WindowStats:
-    tally = _tallies(session, [endpoint_id], window)[endpoint_id]
+def window_stats(
+    session: Session, endpoint_id: str, window: Window, tally: Tally | None = None
+) -> WindowStats:
+    """The stats of ``window``; ``tally``: its attempts, when already counted."""
+    if tally is None:
+        tally = _tallies(session, [endpoint_id], window)[endpoint_id]
     summary = _summary(tally)
     return WindowStats(
         deliveries=_delivery_counts(session, endpoint_id, window),
@@ -198,6 +202,21 @@ def newest_attempts(session: Session, endpoint_ids: Sequence[str]) -> dict[str, 
     return newest
 
 
+def _nested_tallies(session: Session, endpoint_id: str, now: datetime) -> dict[str, Tally]:
+    """The attempts of each of :data:`WINDOWS` up to now, from one count over the intervals
+    between their starts (7 d to 24 h ago, 24 h to 1 h ago, the last hour): the windows nest,
+    so each is the sum of the intervals from its start on, and the rollup is read once."""
+    names = sorted(WINDOWS, key=WINDOWS.__getitem__, reverse=True)
+    starts = [now - WINDOWS[name] for name in names]
+    parts = interval_tallies(session, [endpoint_id], starts, None)[endpoint_id]
+    found = {}
+    for index, name in enumerate(names):
+        found[name] = Tally()
+        for part in parts[index:]:
+            found[name].add(part)
+    return found
+
+
 def endpoint_stats(session: Session, endpoint: Endpoint) -> EndpointStats:
     """The stats of one endpoint now (the caller has checked it is the tenant's)."""
     now = clock.now()
@@ -205,12 +224,13 @@ def endpoint_stats(session: Session, endpoint: Endpoint) -> EndpointStats:
     newest = select(Attempt).where(Attempt.endpoint_id == endpoint_id).order_by(Attempt.id.desc())
     success = session.scalar(newest.where(attempt_succeeded()).limit(1))
     failure = session.scalar(newest.where(attempt_failed()).limit(1))
+    tallies = _nested_tallies(session, endpoint_id, now)
     return EndpointStats(
         endpoint_id=endpoint_id,
         generated_at=now,
         circuit=str(circuit_of(endpoint).shown(now)),
         windows={
-            name: window_stats(session, endpoint_id, Window(now - length, None))
+            name: window_stats(session, endpoint_id, Window(now - length, None), tallies[name])
             for name, length in WINDOWS.items()
         },
         last_success_at=None if success is None else success.started_at,
