@@ -58,7 +58,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         cleanup()
 
 
-_TABLES = "attempts, deliveries, events, endpoints, event_types, api_tokens, tenants"
+_TABLES = (
+    "attempts, deliveries, events, endpoints, event_types, api_tokens, tenants, rolled_up_hours"
+)
 _TRUNCATE_TRIES = 5
 
 

@@ -24,6 +24,7 @@ from webhooks.core.config import get_settings
 from webhooks.core.logs import configure_logging
 from webhooks.history.partitions import PARTITIONS_TASK
 from webhooks.history.retention import PURGE_TASK
+from webhooks.history.rollup import ROLL_UP_TASK
 from webhooks.ops import metrics
 from workers.events import batch_task_events
 
@@ -45,6 +46,10 @@ PARTITIONS_INTERVAL = 3600.0
 """Seconds between runs that create the partitions of attempts for the days ahead
 (:mod:`webhooks.history.partitions`): hourly, so a day missed by a stopped beat is soon made
 up, and a no-op (one catalog query) when they exist."""
+
+ROLL_UP_INTERVAL = 300.0
+"""Seconds between roll-ups of settled hours (:mod:`webhooks.history.rollup`): an hour is
+rolled up within this of settling, before readers would have to do it themselves."""
 
 app = celery_app()
 app.conf.update(
@@ -84,6 +89,12 @@ app.conf.update(
             "task": PARTITIONS_TASK,
             "schedule": PARTITIONS_INTERVAL,
             "options": {"queue": RETRIES_QUEUE, "expires": PARTITIONS_INTERVAL},
+        },
+        # Hourly rollup of attempts (webhooks.history.rollup): each settled hour once.
+        "roll-up": {
+            "task": ROLL_UP_TASK,
+            "schedule": ROLL_UP_INTERVAL,
+            "options": {"queue": RETRIES_QUEUE, "expires": ROLL_UP_INTERVAL},
         },
     },
 )

@@ -11,7 +11,7 @@ from webhooks.broker import publishing as broker
 from webhooks.core.errors import DatabaseUnavailable
 from webhooks.delivery import dead_letter, engine, redelivery, sweeper
 from webhooks.delivery.state import Next, NextStep
-from webhooks.history import partitions, retention
+from webhooks.history import partitions, retention, rollup
 from webhooks.ops import metrics
 from webhooks.outbound.client_tls import ClientCertificate
 from webhooks.outbound.http import Transport, default_transport
@@ -110,3 +110,9 @@ def create_partitions() -> int:
 def purge() -> int:
     """Delete the history older than the retention, in small batches."""
     return retention.purge().total
+
+
+@task(rollup.ROLL_UP_TASK)
+def roll_up() -> int:
+    """Roll up the attempts of the hours that have settled (the console's charts, stats)."""
+    return rollup.roll_up()

@@ -63,7 +63,9 @@ class WindowStatsSchema(Schema):
         LatencySchema,
         required=True,
         metadata={
-            "description": "Delivery attempt durations: percentile_cont 0.5 and 0.95, in whole ms"
+            "description": "Delivery attempt durations: percentile_cont 0.5 and 0.95, in whole"
+            " ms; exact over attempts counted live (1 h), within one histogram bucket (6.25%)"
+            " over the hours rolled up on Postgres (docs/console.md)"
         },
     )
     pings = fields.Nested(

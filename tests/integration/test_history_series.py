@@ -1,6 +1,6 @@
 """What the console's charts and health columns read: attempts per interval, and each
-endpoint's attempt summary, the same on Postgres (one grouped query) and SQLite (grouped in
-Python)."""
+endpoint's attempt summary, the same on Postgres and SQLite (counted live there; the
+rollup's side is in test_history_rollup.py)."""
 
 from __future__ import annotations
 

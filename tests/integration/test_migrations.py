@@ -25,6 +25,8 @@ _TABLES = {
     "events",
     "deliveries",
     "attempts",
+    "attempt_hours",
+    "rolled_up_hours",
     "console_sessions",
     "portal_links",
     "alembic_version",

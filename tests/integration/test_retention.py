@@ -63,7 +63,7 @@ def test_purge_command_prints_the_counts(session: Session, tenant: Tenant) -> No
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     # Partitions of attempts left empty by earlier tests go too (whole days, not counted above).
-    assert printed == {"attempts": 0, "deliveries": 1, "events": 1} | {
+    assert printed == {"attempts": 0, "deliveries": 1, "events": 1, "attempt_hours": 0} | {
         "partitions": printed["partitions"]
     }
 

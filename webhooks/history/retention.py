@@ -28,6 +28,9 @@ before; the dropped attempts leave their deletes nothing to cascade to. A delive
 a day redelivered between the check and the drop (a redeliver of history past the
 retention) keeps its row and its new attempts, not its earlier attempts: the row deletes
 had the same race, losing the whole delivery.
+
+The hourly rollup of attempts (:mod:`webhooks.history.rollup`) goes hour by hour, once an
+hour has wholly passed the retention.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine
 from webhooks.history import partitions
-from webhooks.models import OPEN_STATUSES, Attempt, Delivery, Event
+from webhooks.models import OPEN_STATUSES, Attempt, AttemptHour, Delivery, Event, RolledUpHour
 
 log = logging.getLogger("webhooks.retention")
 
@@ -66,10 +69,12 @@ class Purged:
     events: int = 0
     #: Daily partitions of attempts dropped whole (their rows are not counted above).
     partitions: int = 0
+    #: Rows of the hourly rollup (``attempt_hours``, :mod:`webhooks.history.rollup`).
+    attempt_hours: int = 0
 
     @property
     def total(self) -> int:
-        return self.attempts + self.deliveries + self.events
+        return self.attempts + self.deliveries + self.events + self.attempt_hours
 
 
 def cutoff(now: datetime | None = None) -> datetime:
@@ -155,6 +160,17 @@ def drop_partitions(before: datetime) -> int:
     return len(old)
 
 
+def _purge_rollup(before: datetime) -> int:
+    """Delete the rolled-up hours that ended by ``before``: one statement each, as they are a
+    row per endpoint and hour (an hourly purge deletes one hour's)."""
+    last = before - timedelta(hours=1)
+    with get_engine().begin() as connection:
+        _without_flush_wait(connection)
+        deleted = connection.execute(delete(AttemptHour).where(AttemptHour.hour <= last)).rowcount
+        connection.execute(delete(RolledUpHour).where(RolledUpHour.hour <= last))
+    return deleted
+
+
 def purge(*, now: datetime | None = None, batch: int = BATCH, pause: float = PAUSE) -> Purged:
     """Delete the history older than the retention: the whole partitions that can go, then
     the rest in batches; returns what was deleted."""
@@ -163,15 +179,16 @@ def purge(*, now: datetime | None = None, batch: int = BATCH, pause: float = PAU
     attempts, deliveries, events = (
         _drain(statement, batch, pause) for statement in _statements(before, batch)
     )
-    purged = Purged(attempts, deliveries, events, partitions=dropped)
+    purged = Purged(attempts, deliveries, events, dropped, _purge_rollup(before))
     if purged.total or dropped:
         log.info(
             "purged history before %s: %d partitions of attempts; "
-            "%d attempts, %d deliveries, %d events",
+            "%d attempts, %d deliveries, %d events, %d attempt hours",
             clock.rfc3339(before),
             dropped,
             purged.attempts,
             purged.deliveries,
             purged.events,
+            purged.attempt_hours,
         )
     return purged

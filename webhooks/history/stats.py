@@ -4,9 +4,10 @@ Over each of the windows 1 h, 24 h and 7 d: deliveries created in the window by 
 delivery attempts started in it, the share of them that succeeded (a 2xx in time), and the
 p50/p95 of their durations, in whole milliseconds. PINGs are counted apart: they are requests
 to the endpoint too, but a receiver answering events well while PINGs fail (or the reverse)
-should not read as a middling success rate. Latency percentiles are Postgres's
-``percentile_cont``; on SQLite (the embedded default, small by nature) the durations are
-fetched and interpolated the same way in Python.
+should not read as a middling success rate. Attempts are counted by
+:mod:`webhooks.history.intervals`: the settled whole hours of a window from the hourly rollup,
+the rest live. Counts are exact; latency percentiles are ``percentile_cont``'s, exact over
+attempts read live and from the rollup's histogram otherwise (:mod:`webhooks.history.tally`).
 
 Every query is bounded by the window through the id (see :mod:`webhooks.history.queries`),
 so it reads the ``(endpoint_id, status, id)`` and ``(endpoint_id, id)`` indexes from the
@@ -15,7 +16,6 @@ window's start rather than the endpoint's whole history.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,13 +25,15 @@ from sqlalchemy.orm import Session
 
 from webhooks.core import clock
 from webhooks.delivery.circuit import circuit_of
+from webhooks.history.intervals import interval_tallies
 from webhooks.history.queries import (
     CREATION_SLACK,
-    RECORDING_SLACK,
     Window,
     attempt_failed,
     attempt_succeeded,
+    id_floor,
 )
+from webhooks.history.tally import Tally
 from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
 
 WINDOWS: dict[str, timedelta] = {
@@ -94,28 +96,38 @@ class EndpointStats:
     last_failure: LastFailure | None
 
 
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Linear interpolation between closest ranks, as Postgres's ``percentile_cont``."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def _delivery_counts(session: Session, endpoint_id: str, window: Window) -> dict[str, int]:
-    rows = session.execute(
-        select(Delivery.status, func.count())
-        .where(
-            Delivery.endpoint_id == endpoint_id,
-            *window.conditions(Delivery.id, Delivery.created_at, "dlv", CREATION_SLACK),
-        )
-        .group_by(Delivery.status)
-    )
+    """Deliveries created in ``window`` by state.
+
+    A delivery's id is minted within :data:`CREATION_SLACK` of its ``created_at``, so those
+    with an id from ``since`` plus that slack on were certainly created in the window: they
+    are counted on the ``(endpoint_id, status, id)`` index alone (an index-only scan, no heap
+    page per row), and only the slack's ids have their ``created_at`` read.
+    """
+    parts = [window.conditions(Delivery.id, Delivery.created_at, "dlv", CREATION_SLACK)]
+    if window.since is not None:
+        sure = id_floor("dlv", window.since + CREATION_SLACK + timedelta(milliseconds=1))
+        later = Window(None, window.until)
+        parts = [
+            [
+                Delivery.id >= sure,
+                *later.conditions(Delivery.id, Delivery.created_at, "dlv", CREATION_SLACK),
+            ],
+            [*parts[0], Delivery.id < sure],
+        ]
     counts = {status.value: 0 for status in DeliveryStatus}
-    counts.update({status: count for status, count in rows})
+    for where in parts:
+        rows = session.execute(
+            select(Delivery.status, func.count())
+            .where(
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.status.in_(list(DeliveryStatus)),  # the index's second column
+                *where,
+            )
+            .group_by(Delivery.status)
+        )
+        for status, count in rows:
+            counts[status] += count
     return counts
 
 
@@ -132,77 +144,46 @@ class AttemptSummary:
         return round(self.succeeded / self.attempts, 4) if self.attempts else None
 
 
-_NO_ATTEMPTS = AttemptSummary(0, 0, Latency(None, None))
+def _summary(tally: Tally) -> AttemptSummary:
+    latency = Latency.of(tally.percentile(0.5), tally.percentile(0.95))
+    return AttemptSummary(tally.attempts, tally.succeeded, latency)
+
+
+def _tallies(session: Session, endpoint_ids: Sequence[str], window: Window) -> dict[str, Tally]:
+    if window.since is None:
+        raise ValueError("attempt stats are over a window with a start")
+    found = interval_tallies(session, endpoint_ids, [window.since], window.until)
+    return {endpoint_id: tallies[0] for endpoint_id, tallies in found.items()}
 
 
 def attempt_summaries(
     session: Session, endpoint_ids: Sequence[str], window: Window
 ) -> dict[str, AttemptSummary]:
-    """:class:`AttemptSummary` of each endpoint in ``endpoint_ids``, in one grouped query."""
-    if not endpoint_ids:
-        return {}
-    where = (
-        Attempt.endpoint_id.in_(list(endpoint_ids)),
-        Attempt.delivery_id.is_not(None),  # PINGs are counted apart
-        *window.conditions(Attempt.id, Attempt.started_at, "att", RECORDING_SLACK),
-    )
-    succeeded = func.count().filter(attempt_succeeded())
-    found: dict[str, AttemptSummary] = {}
-    if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(
-            select(
-                Attempt.endpoint_id,
-                func.count(),
-                succeeded,
-                func.percentile_cont(0.5).within_group(Attempt.duration_ms),
-                func.percentile_cont(0.95).within_group(Attempt.duration_ms),
-            )
-            .where(*where)
-            .group_by(Attempt.endpoint_id)
-        )
-        for endpoint_id, total, ok, p50, p95 in rows:
-            found[endpoint_id] = AttemptSummary(total, ok, Latency.of(p50, p95))
-    else:
-        durations: dict[str, list[float]] = defaultdict(list)
-        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for endpoint_id, duration, ok in session.execute(
-            select(Attempt.endpoint_id, Attempt.duration_ms, attempt_succeeded()).where(*where)
-        ):
-            durations[endpoint_id].append(float(duration))
-            counts[endpoint_id][0] += 1
-            counts[endpoint_id][1] += bool(ok)
-        for endpoint_id, (total, ok) in counts.items():
-            values = durations[endpoint_id]
-            found[endpoint_id] = AttemptSummary(
-                total, ok, Latency.of(percentile(values, 0.5), percentile(values, 0.95))
-            )
-    return {endpoint_id: found.get(endpoint_id, _NO_ATTEMPTS) for endpoint_id in endpoint_ids}
-
-
-def _ping_stats(session: Session, endpoint_id: str, window: Window) -> PingStats:
-    total, ok = session.execute(
-        select(func.count(), func.count().filter(attempt_succeeded())).where(
-            Attempt.endpoint_id == endpoint_id,
-            Attempt.delivery_id.is_(None),
-            *window.conditions(Attempt.id, Attempt.started_at, "att", RECORDING_SLACK),
-        )
-    ).one()
-    return PingStats(total, ok)
+    """:class:`AttemptSummary` of each endpoint in ``endpoint_ids`` (PINGs left out)."""
+    return {
+        endpoint_id: _summary(tally)
+        for endpoint_id, tally in _tallies(session, endpoint_ids, window).items()
+    }
 
 
 def _milliseconds(value: float | None) -> float | None:
     return None if value is None else float(round(value))
 
 
-def window_stats(session: Session, endpoint_id: str, window: Window) -> WindowStats:
-    summary = attempt_summaries(session, [endpoint_id], window)[endpoint_id]
+def window_stats(
+    session: Session, endpoint_id: str, window: Window, tally: Tally | None = None
+) -> WindowStats:
+    """The stats of ``window``; ``tally``: its attempts, when already counted."""
+    if tally is None:
+        tally = _tallies(session, [endpoint_id], window)[endpoint_id]
+    summary = _summary(tally)
     return WindowStats(
         deliveries=_delivery_counts(session, endpoint_id, window),
         attempts=summary.attempts,
         succeeded_attempts=summary.succeeded,
         success_rate=summary.success_rate,
         latency_ms=summary.latency_ms,
-        pings=_ping_stats(session, endpoint_id, window),
+        pings=PingStats(tally.pings, tally.pings_succeeded),
     )
 
 
@@ -221,6 +202,21 @@ def newest_attempts(session: Session, endpoint_ids: Sequence[str]) -> dict[str, 
     return newest
 
 
+def _nested_tallies(session: Session, endpoint_id: str, now: datetime) -> dict[str, Tally]:
+    """The attempts of each of :data:`WINDOWS` up to now, from one count over the intervals
+    between their starts (7 d to 24 h ago, 24 h to 1 h ago, the last hour): the windows nest,
+    so each is the sum of the intervals from its start on, and the rollup is read once."""
+    names = sorted(WINDOWS, key=WINDOWS.__getitem__, reverse=True)
+    starts = [now - WINDOWS[name] for name in names]
+    parts = interval_tallies(session, [endpoint_id], starts, None)[endpoint_id]
+    found = {}
+    for index, name in enumerate(names):
+        found[name] = Tally()
+        for part in parts[index:]:
+            found[name].add(part)
+    return found
+
+
 def endpoint_stats(session: Session, endpoint: Endpoint) -> EndpointStats:
     """The stats of one endpoint now (the caller has checked it is the tenant's)."""
     now = clock.now()
@@ -228,12 +224,13 @@ def endpoint_stats(session: Session, endpoint: Endpoint) -> EndpointStats:
     newest = select(Attempt).where(Attempt.endpoint_id == endpoint_id).order_by(Attempt.id.desc())
     success = session.scalar(newest.where(attempt_succeeded()).limit(1))
     failure = session.scalar(newest.where(attempt_failed()).limit(1))
+    tallies = _nested_tallies(session, endpoint_id, now)
     return EndpointStats(
         endpoint_id=endpoint_id,
         generated_at=now,
         circuit=str(circuit_of(endpoint).shown(now)),
         windows={
-            name: window_stats(session, endpoint_id, Window(now - length, None))
+            name: window_stats(session, endpoint_id, Window(now - length, None), tallies[name])
             for name, length in WINDOWS.items()
         },
         last_success_at=None if success is None else success.started_at,

@@ -20,6 +20,7 @@ def purge() -> None:
                 "deliveries": purged.deliveries,
                 "events": purged.events,
                 "partitions": purged.partitions,
+                "attempt_hours": purged.attempt_hours,
             }
         )
     )
