@@ -378,3 +378,23 @@ def test_a_send_whose_slots_run_low_hands_out_the_next(
     assert row(holder).status == DeliveryStatus.SUCCEEDED
     assert [ref.id for ref in published] == ([parked] if released else [])
     assert row(parked).admitted is released
+
+
+@pytest.mark.parametrize(
+    ("fields", "parked"), [({"rate_limit": 2.0}, True), ({"ordering": "fifo"}, False)]
+)
+def test_a_new_delivery_of_an_endpoint_whose_lock_is_busy_is_parked_at_once(
+    session: Session, tenant: Tenant, fields: dict[str, Any], parked: bool
+) -> None:
+    """Not queued on the lock (a backlog would have every greenlet wait on one row); but a
+    FIFO endpoint's may be its head, which nothing else would release: the usual deferral."""
+    endpoint_id = make_endpoint(session, tenant, **fields)
+    [delivery_id] = deliveries(session, tenant, 1)
+    with new_session() as holder:
+        holder.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
+        decision = take(delivery_id, ahead())
+        holder.rollback()
+    assert decision.verdict is (Verdict.PARKED if parked else Verdict.SKIP)
+    waiting_row = row(delivery_id)
+    assert (waiting_row.next_attempt_at is None) is parked
+    assert waiting_row.attempts == 0
