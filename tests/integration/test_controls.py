@@ -398,3 +398,31 @@ def test_a_new_delivery_of_an_endpoint_whose_lock_is_busy_is_parked_at_once(
     waiting_row = row(delivery_id)
     assert (waiting_row.next_attempt_at is None) is parked
     assert waiting_row.attempts == 0
+
+
+def test_a_fifo_head_parked_behind_a_later_delivery_due_is_released(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    """The next head is released when the one in flight finishes, even if a later delivery
+    is due (deferred while the head was busy): that one parks itself when it comes."""
+    endpoint_id = make_endpoint(session, tenant, ordering="fifo")
+    first, second, third = deliveries(session, tenant, 3)
+    now = ahead()
+    assert take(first, now).verdict is Verdict.TAKEN
+    assert take(second, now).verdict is Verdict.PARKED
+    with session_scope() as writing:
+        writing.execute(
+            update(Delivery)
+            .where(Delivery.id == third)
+            .values(next_attempt_at=now + timedelta(seconds=10), locked_until=None)
+        )
+        writing.execute(
+            update(Delivery)
+            .where(Delivery.id == first)
+            .values(status=DeliveryStatus.SUCCEEDED, next_attempt_at=None, locked_until=None)
+        )
+    published.clear()
+    with session_scope() as recording:
+        waiting.after_attempt(recording, endpoint_id, ok=True, finished=True, now=now)
+    assert [ref.id for ref in published] == [second]
+    assert take(third, now + timedelta(seconds=10)).verdict is Verdict.PARKED  # not the head

@@ -415,8 +415,8 @@ def release(
     if controls.circuit.state is not CircuitState.CLOSED:
         limit = 1  # the probe
     if controls.fifo:
-        if _has_live(session, endpoint_id):
-            return []  # the head is due, retrying or in flight
+        if controls.busy(now) or _head_is_live(session, endpoint_id):
+            return []  # a delivery is in flight, or the head is due or retrying
         limit = 1
     slots: list[datetime] | None = None
     if controls.rate_limit is not None:
@@ -483,17 +483,18 @@ def _admit(
     ]
 
 
-def _has_live(session: Session, endpoint_id: str) -> bool:
-    """Whether an open delivery of the endpoint is not parked (due, scheduled or in flight)."""
+def _head_is_live(session: Session, endpoint_id: str) -> bool:
+    """Whether the endpoint's first open delivery in event order is not parked (due,
+    scheduled or in flight): it goes by itself. Only the head counts: a later delivery that
+    is due (deferred, or its message on the way) parks itself when it comes, not being the
+    head, and must not keep a parked head waiting for a sweep."""
     return bool(
         session.execute(
-            select(
-                exists().where(
-                    Delivery.endpoint_id == endpoint_id,
-                    Delivery.status.in_(OPEN_STATUSES),
-                    Delivery.next_attempt_at.is_not(None),
-                )
-            )
+            select(Delivery.next_attempt_at.is_not(None))
+            .join(Event, Event.id == Delivery.event_id)
+            .where(Delivery.endpoint_id == endpoint_id, Delivery.status.in_(OPEN_STATUSES))
+            .order_by(*_event_order())
+            .limit(1)
         ).scalar()
     )
 
