@@ -86,6 +86,19 @@ class Controls:
             or self.circuit.state is not CircuitState.CLOSED
         )
 
+    @property
+    def sent_by_the_fast_claim(self) -> bool:
+        """Whether every send is a slot holder's fast claim (a rate limit alone, the circuit
+        closed): a delivery given a slot, even one that is now, is published for it rather
+        than sent by its :func:`take`. So the sends all go one way, in the order of their
+        slots: a backlog's first take does not send at once while the holders of the next
+        slots wait behind the rest of the backlog, and then miss them."""
+        return (
+            self.rate_limit is not None
+            and not self.fifo
+            and self.circuit.state is CircuitState.CLOSED
+        )
+
     def busy(self, now: datetime) -> bool:
         return self.busy_until is not None and self.busy_until > now
 
@@ -225,7 +238,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             return _park(session, still_claimable)
         slot = slots[0]
         endpoint_values["next_send_at"] = next_free
-        if slot > now:  # wait for it in the broker
+        if slot > now or controls.sent_by_the_fast_claim:  # wait for it in the broker
             if endpoint_values:
                 _set(session, endpoint_id, **endpoint_values)
             session.execute(
