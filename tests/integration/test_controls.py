@@ -8,7 +8,6 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from pytest_httpserver import HTTPServer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -21,13 +20,11 @@ from webhooks.core import clock
 from webhooks.core.db import new_session, session_scope
 from webhooks.delivery import rate_limit, state, waiting
 from webhooks.delivery.circuit import FIRST_COOLDOWN, THRESHOLD, CircuitState
-from webhooks.delivery.engine import process
-from webhooks.delivery.state import Next
 from webhooks.delivery.waiting import Verdict
 from webhooks.ingest.enqueue import ingest
 from webhooks.models import Delivery, DeliveryStatus, Endpoint, Tenant
 from webhooks.ops import metrics
-from webhooks.outbound.http import Transport, default_transport
+from webhooks.outbound.http import Transport
 from webhooks.outbound.ssrf import TargetPolicy
 
 #: Enabling and reordering need no request (only a change of the URL or request shape PINGs).
@@ -335,50 +332,6 @@ def test_enabling_an_endpoint_releases_through_its_controls(
         assert endpoint is not None
         update_endpoint(switching, endpoint, {"ordering": "none"}, transport=NO_TRANSPORT)
     assert [ref.id for ref in published] == ids  # and the rest once it is not FIFO
-
-
-@pytest.mark.parametrize(
-    ("slots_ahead", "released"), [(None, True), (timedelta(seconds=10), False)]
-)
-def test_a_send_whose_slots_run_low_hands_out_the_next(
-    session: Session,
-    tenant: Tenant,
-    published: list[DeliveryRef],
-    receiver: HTTPServer,
-    slots_ahead: timedelta | None,
-    released: bool,
-) -> None:
-    """A slot holder goes by the fast claim, which takes no lock of the endpoint: its send
-    hands the parked their slots only when the endpoint's slots run low (the sweep keeps
-    them coming otherwise)."""
-    receiver.expect_request("/low").respond_with_data("ok")
-    endpoint_id = make_endpoint(session, tenant, rate_limit=2.0)
-    with session_scope() as writing:
-        writing.execute(
-            update(Endpoint)
-            .where(Endpoint.id == endpoint_id)
-            .values(
-                url=receiver.url_for("/low"),
-                next_send_at=None if slots_ahead is None else clock.now() + slots_ahead,
-            )
-        )
-    holder, parked = deliveries(session, tenant, 2)
-    with session_scope() as writing:
-        writing.execute(
-            update(Delivery)
-            .where(Delivery.id == holder)
-            .values(admitted=True, next_attempt_at=clock.now() - timedelta(milliseconds=50))
-        )
-        writing.execute(
-            update(Delivery)
-            .where(Delivery.id == parked)
-            .values(next_attempt_at=None, locked_until=None)
-        )
-    published.clear()
-    assert process(holder, default_transport()).action is Next.NOTHING
-    assert row(holder).status == DeliveryStatus.SUCCEEDED
-    assert [ref.id for ref in published] == ([parked] if released else [])
-    assert row(parked).admitted is released
 
 
 @pytest.mark.parametrize(

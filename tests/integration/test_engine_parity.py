@@ -23,7 +23,7 @@ from webhooks.admin.tenants import create_tenant
 from webhooks.broker import publishing as broker
 from webhooks.core import clock
 from webhooks.core.db import new_session
-from webhooks.delivery.engine import claim, process
+from webhooks.delivery.engine import process
 from webhooks.delivery.state import Next
 from webhooks.ingest.enqueue import enqueue_event
 from webhooks.models import Attempt, Delivery, Endpoint
@@ -188,52 +188,3 @@ def test_both_paths_defer_no_later_than_the_earliest_lease_ends(
         # SQLite's times are julianday doubles: a millisecond either way is their rounding.
         assert max(shortest, 0.99) <= delay <= longest + TIME_ROUNDING
         assert shortest <= due_in <= longest + TIME_ROUNDING
-
-
-def slot_holders_claimed(receiver: HTTPServer) -> list[tuple[str, bool, bool]]:
-    """Deliveries of an endpoint limited to 2/s (a grace of 0.5 s): whether the fast claim
-    takes each, and whether it still holds a slot after."""
-    with new_session() as session:
-        tenant = create_tenant(session, f"slots-{os.urandom(3).hex()}")
-        session.add(
-            Endpoint(
-                tenant_id=tenant.id, url=receiver.url_for("/ok"), secret=SECRET, rate_limit=2.0
-            )
-        )
-        session.commit()
-        tenant_id = tenant.id
-    cases = {"in its slot": (True, 0.1), "later than the grace": (True, 2.0), "no slot": (False, 0)}
-    ids = {}
-    for label, (admitted, late) in cases.items():
-        event_id = enqueue_event("booking.created", {"case": label}, tenant=tenant_id)
-        with new_session() as session:
-            delivery = session.scalars(select(Delivery).where(Delivery.event_id == event_id)).one()
-            delivery.admitted = admitted
-            delivery.next_attempt_at = clock.now() - timedelta(seconds=late)
-            ids[label] = delivery.id
-            session.commit()
-    claimed = {label: claim(delivery_id) is not None for label, delivery_id in ids.items()}
-    with new_session() as session:
-        return [
-            (label, claimed[label], session.get_one(Delivery, delivery_id).admitted)
-            for label, delivery_id in ids.items()
-        ]
-
-
-def test_both_paths_claim_a_slot_holder_in_its_slot_and_only_it(
-    clean_db: None, answering: HTTPServer, tmp_path: Path
-) -> None:
-    on_postgres = slot_holders_claimed(answering)
-    sqlite_url = f"sqlite:///{tmp_path}/slots.sqlite3"
-    with environment(WEBHOOKS_DATABASE_URL=sqlite_url):
-        migrate.upgrade(sqlite_url)
-        on_sqlite = slot_holders_claimed(answering)
-    assert (
-        on_postgres
-        == on_sqlite
-        == [
-            ("in its slot", True, False),  # its slot used up
-            ("later than the grace", False, True),  # waiting.take gives it a new one
-            ("no slot", False, False),
-        ]
-    )

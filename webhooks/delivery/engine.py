@@ -9,8 +9,7 @@ connection held while the receiver is called:
    deliveries held; it takes a lease sized from the endpoint's timeout and a fencing token.
    So a duplicated, stale or early message does nothing, and there is one attempt sequence
    per delivery however many messages exist. An endpoint with delivery controls (a rate
-   limit, FIFO ordering, a circuit not closed) is left out of it, but for a rate-limited
-   endpoint's delivery in the send slot it holds:
+   limit, FIFO ordering, a circuit not closed) is left out of it:
    :func:`webhooks.delivery.waiting.take` claims its deliveries, or holds them back, under
    the endpoint row's lock. When the claim fails,
    :func:`webhooks.delivery.state.settle_unclaimed` says why and acts: nothing (a
@@ -23,9 +22,7 @@ connection held while the receiver is called:
    claim, and say what the caller has to do next (:class:`NextStep`). An attempt that
    changes the endpoint's controls (a failure, the first success after failures, any FIFO
    attempt) then counts into its circuit and lets go what that allows
-   (:func:`webhooks.delivery.waiting.after_attempt`); a send of a rate-limited endpoint
-   whose slots run low hands out the next (:func:`webhooks.delivery.waiting.runs_low`).
-   A database error then
+   (:func:`webhooks.delivery.waiting.after_attempt`). A database error then
    is retried with the same attempt id until the record is written or the lease is over:
    the request was sent, and its attempt must not be lost.
 
@@ -155,9 +152,6 @@ def record(
         finished = written.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
         with session_scope() as session:
             waiting.after_attempt(session, job.endpoint.id, ok=outcome.ok, finished=finished)
-    if written.status is not None and waiting.runs_low(job.endpoint, clock.now()):
-        with session_scope() as session:
-            waiting.release(session, job.endpoint.id)
     return step
 
 

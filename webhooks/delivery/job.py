@@ -53,11 +53,6 @@ class EndpointConfig:
     client_certificate: dict[str, Any] | None
     #: ``none`` or ``fifo`` (whose attempts release the next delivery as they finish).
     ordering: str
-    #: The rate limit and its next free send slot as of the claim: a send of a rate-limited
-    #: endpoint whose slots run low hands out the next ones
-    #: (:func:`webhooks.delivery.waiting.runs_low`).
-    rate_limit: float | None
-    next_send_at: datetime | None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], *, decrypt: bool = True) -> EndpointConfig:
@@ -82,12 +77,7 @@ class EndpointConfig:
         return cls(**values)
 
 
-_TIMES = (
-    "previous_secret_expires_at",
-    "previous_signing_key_expires_at",
-    "failing_since",
-    "next_send_at",
-)
+_TIMES = ("previous_secret_expires_at", "previous_signing_key_expires_at", "failing_since")
 
 #: The endpoint columns an attempt reads, in :class:`EndpointConfig`'s order.
 ENDPOINT_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(EndpointConfig))

@@ -47,13 +47,6 @@ def grace(rate: float) -> timedelta:
     return max(MIN_GRACE, interval(rate))
 
 
-def grace_sql(rate: str) -> str:
-    """:func:`grace` in SQL, in seconds, of the SQL expression ``rate`` (the claim's check
-    that a slot holder is still in its slot: :mod:`webhooks.delivery.state`)."""
-    least = MIN_GRACE.total_seconds()
-    return f"(CASE WHEN {rate} * {least} < 1 THEN 1.0 / {rate} ELSE {least} END)"
-
-
 def first_free(next_free: datetime | None, now: datetime) -> datetime:
     """The earliest slot: the stored next free one, or now if that has passed."""
     return now if next_free is None or next_free < now else next_free

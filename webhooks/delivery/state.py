@@ -52,7 +52,7 @@ from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import POOL_TIMEOUT_SECONDS
 from webhooks.core.dialects import POSTGRES, Dialect, session_dialect
-from webhooks.delivery import rate_limit, retry
+from webhooks.delivery import retry
 from webhooks.models import OPEN_STATUSES, Attempt, Delivery, DeliveryStatus, Endpoint, Event
 from webhooks.models.base import UTCDateTime
 from webhooks.outbound.outcome import Outcome
@@ -196,37 +196,27 @@ _UNHELD_AND_DUE = """
     AND (d.locked_until IS NULL OR d.locked_until <= {now})
 """
 
-
-def _claimable(db: Dialect) -> str:
-    """Claimable: unheld and due, the endpoint enabled and without delivery controls that
-    need :func:`webhooks.delivery.waiting.take` (FIFO ordering, a circuit not closed: it
-    claims those), and fewer than ``:cap`` of the endpoint's deliveries held (spelled as
-    ``ix_deliveries_in_flight`` spells it). Under a rate limit, only a delivery holding a
-    slot it may still go in (:func:`webhooks.delivery.rate_limit.grace`): that is the claim
-    of nearly every send of a rate-limited endpoint, and it needs no lock of the endpoint,
-    its slot being its own; a delivery without one, or later than the grace, is
-    :func:`~webhooks.delivery.waiting.take`'s, which gives it a slot.
-    """
-    slot_open_since = db.later(f"0 - {rate_limit.grace_sql('e.rate_limit')}")
-    return (
-        _UNHELD_AND_DUE.format(now=db.now)
-        + f"""
+#: Claimable: unheld and due, the endpoint enabled and without delivery controls (a rate
+#: limit, FIFO ordering, a circuit not closed: :func:`webhooks.delivery.waiting.take` claims
+#: those), and fewer than ``:cap`` of the endpoint's deliveries held (spelled as
+#: ``ix_deliveries_in_flight`` spells it).
+_CLAIMABLE = (
+    _UNHELD_AND_DUE
+    + """
     AND e.enabled
-    AND e.ordering <> 'fifo' AND e.circuit = 'closed'
-    AND (e.rate_limit IS NULL OR (d.admitted AND d.next_attempt_at >= {slot_open_since}))
+    AND e.rate_limit IS NULL AND e.ordering <> 'fifo' AND e.circuit = 'closed'
     AND (SELECT count(*) FROM deliveries AS held
          WHERE held.endpoint_id = d.endpoint_id
            AND held.status IN ('pending', 'retrying')
-           AND held.locked_until > {db.now}) < :cap
+           AND held.locked_until > {now}) < :cap
 """
-    )
+)
 
-
-#: The claim: a lease sized from the endpoint's timeout, and a new fencing token; a slot
-#: held is used up. A claim is not a change of state: ``updated_at`` stays.
+#: The claim: a lease sized from the endpoint's timeout, and a new fencing token. A claim is
+#: not a change of state: ``updated_at`` stays.
 _CLAIM = """
     UPDATE deliveries AS d
-    SET locked_until = {lease_end}, claims = d.claims + 1, admitted = false
+    SET locked_until = {lease_end}, claims = d.claims + 1
     FROM endpoints AS e
     WHERE d.id = :id AND e.id = d.endpoint_id AND {claimable}
     RETURNING attempts, claims, locked_until AS lease, event_id, endpoint_id
@@ -237,7 +227,8 @@ def claim_sql(db: Dialect) -> str:
     """The claim statement (``:id``, ``:cap``), returning attempts, claims, event and
     endpoint ids."""
     return _CLAIM.format(
-        lease_end=db.later(":lease_base + e.timeout_seconds"), claimable=_claimable(db)
+        lease_end=db.later(":lease_base + e.timeout_seconds"),
+        claimable=_CLAIMABLE.format(now=db.now),
     )
 
 

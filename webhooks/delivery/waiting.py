@@ -2,9 +2,8 @@
 
 An endpoint with a rate limit, with ``"ordering": "fifo"`` or with a circuit that is not
 closed is *controlled*: the fast claim (:mod:`webhooks.delivery.engine`) leaves its deliveries
-alone, except a rate-limited endpoint's slot holder in its slot (the send its slot was taken
-for, which needs no lock), and :func:`take` decides, in one transaction under the endpoint
-row's lock (so every worker on every host sees the same slots, the same head, the same probe):
+alone and :func:`take` decides, in one transaction under the endpoint row's lock (so every
+worker on every host sees the same slots, the same head, the same probe):
 
 - the circuit: closed, or its cool-down is over and this delivery becomes the probe;
 - FIFO: no delivery of the endpoint is in flight (``busy_until``) and this one is the head,
@@ -25,10 +24,9 @@ ever sees again until it is released.
 uncontrolled endpoint, the head for FIFO, the probe for a circuit whose cool-down is over, one
 slot each for the next :data:`~webhooks.delivery.rate_limit.HORIZON` under a rate limit. It
 runs where something changes: a FIFO delivery finishing, the circuit closing, an endpoint
-enabled or its controls changed (:func:`after_attempt`, :mod:`webhooks.admin.endpoints`), a
-send of a rate-limited endpoint whose slots run low (:func:`runs_low`), and at every sweep for
-each endpoint with parked deliveries (:func:`release_all`): that hands out the next rate-limit
-slots and the probes, and lets nothing stay parked by a race.
+enabled or its controls changed (:func:`after_attempt`, :mod:`webhooks.admin.endpoints`), and
+at every sweep for each endpoint with parked deliveries (:func:`release_all`): that hands out
+the next rate-limit slots and the probes, and lets nothing stay parked by a race.
 """
 
 from __future__ import annotations
@@ -48,7 +46,6 @@ from webhooks.core.db import session_scope
 from webhooks.delivery import rate_limit, state
 from webhooks.delivery.circuit import Circuit, CircuitState
 from webhooks.delivery.circuit import after_attempt as next_circuit
-from webhooks.delivery.job import EndpointConfig
 from webhooks.delivery.state import db_now
 from webhooks.models import OPEN_STATUSES, Delivery, Endpoint, Event
 from webhooks.ops import metrics
@@ -87,12 +84,12 @@ class Controls:
         )
 
     @property
-    def sent_by_the_fast_claim(self) -> bool:
-        """Whether every send is a slot holder's fast claim (a rate limit alone, the circuit
-        closed): a delivery given a slot, even one that is now, is published for it rather
-        than sent by its :func:`take`. So the sends all go one way, in the order of their
+    def publishes_every_slot(self) -> bool:
+        """Whether every send is a slot holder's (a rate limit alone, the circuit closed): a
+        delivery given a slot, even one that is now, is published for it rather than sent by
+        the :func:`take` that gave it. So the sends all go one way, in the order of their
         slots: a backlog's first take does not send at once while the holders of the next
-        slots wait behind the rest of the backlog, and then miss them."""
+        slots wait behind the rest of the backlog's messages, and then miss them."""
         return (
             self.rate_limit is not None
             and not self.fifo
@@ -238,7 +235,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             return _park(session, still_claimable)
         slot = slots[0]
         endpoint_values["next_send_at"] = next_free
-        if slot > now or controls.sent_by_the_fast_claim:  # wait for it in the broker
+        if slot > now or controls.publishes_every_slot:  # wait for it in the broker
             if endpoint_values:
                 _set(session, endpoint_id, **endpoint_values)
             session.execute(
@@ -510,26 +507,6 @@ def _head_is_live(session: Session, endpoint_id: str) -> bool:
             .limit(1)
         ).scalar()
     )
-
-
-LOW_WATER = rate_limit.HORIZON / 3
-"""When the slots a rate-limited endpoint has handed out end this soon, its next send hands
-out more (:func:`runs_low`)."""
-
-
-def runs_low(endpoint: EndpointConfig, now: datetime) -> bool:
-    """Whether the send just made to ``endpoint`` (as its claim read it) should hand its
-    parked deliveries the next rate-limit slots (:func:`release`).
-
-    Nearly every send of a rate-limited endpoint is the fast claim of a slot holder, which
-    takes no lock of the endpoint and so hands out nothing. The sweep hands out slots up to
-    the :data:`~webhooks.delivery.rate_limit.HORIZON` every few seconds, so while it runs the
-    slots never run as low as :data:`LOW_WATER`; between sweeps, and for deliveries parked
-    while another held the endpoint's lock (see :func:`take`), the sends keep them coming.
-    """
-    if endpoint.rate_limit is None or endpoint.ordering == FIFO:
-        return False
-    return endpoint.next_send_at is None or endpoint.next_send_at < now + LOW_WATER
 
 
 def release_all(*, now: datetime | None = None) -> int:
