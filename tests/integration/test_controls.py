@@ -380,3 +380,25 @@ def test_a_fifo_head_parked_behind_a_later_delivery_due_is_released(
         waiting.after_attempt(recording, endpoint_id, ok=True, finished=True, now=now)
     assert [ref.id for ref in published] == [second]
     assert take(third, now + timedelta(seconds=10)).verdict is Verdict.PARKED  # not the head
+
+
+def test_a_slot_holder_later_than_its_grace_parks_when_the_lock_is_busy(
+    session: Session, tenant: Tenant
+) -> None:
+    """Later than its grace it parks like a new delivery, rather than queue on the lock with
+    the other late holders ahead of the holders of the next slots."""
+    endpoint_id = make_endpoint(session, tenant, rate_limit=2.0)
+    [delivery_id] = deliveries(session, tenant, 1)
+    with session_scope() as writing:
+        writing.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(admitted=True, next_attempt_at=clock.now() - timedelta(seconds=5))
+        )
+    with new_session() as holder:
+        holder.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
+        decision = take(delivery_id, clock.now())
+        holder.rollback()
+    assert decision.verdict is Verdict.PARKED
+    parked = row(delivery_id)
+    assert (parked.next_attempt_at, parked.admitted, parked.attempts) == (None, False, 0)

@@ -191,12 +191,22 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     endpoint's lock is held, so that waiting for it makes nothing look earlier than it is.
     """
     found = session.execute(
-        select(Delivery.endpoint_id, Delivery.admitted).where(Delivery.id == delivery_id)
+        select(
+            Delivery.endpoint_id,
+            Delivery.admitted,
+            Delivery.next_attempt_at,
+            Endpoint.rate_limit,
+            db_now(session),
+        )
+        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+        .where(Delivery.id == delivery_id)
     ).one_or_none()
     if found is None:
         return _SKIP
-    endpoint_id, holds_slot = found
-    controls = _lock(session, endpoint_id, lock=holds_slot)
+    endpoint_id, admitted, due, rate, database_now = found
+    controls = _lock(
+        session, endpoint_id, lock=_may_be_in_its_slot(admitted, due, rate, database_now)
+    )
     if controls is None:  # another delivery of the endpoint is being taken right now
         return _park_contended(session, delivery_id, endpoint_id, now)
     if not controls.enabled or not controls.controlled:
@@ -282,6 +292,19 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
         session, controls, endpoint_values.get("next_send_at", controls.next_send_at), now
     )
     return Decision(Verdict.TAKEN, claimed=claimed._asdict())
+
+
+def _may_be_in_its_slot(
+    admitted: bool, due: datetime | None, rate: float | None, now: datetime
+) -> bool:
+    """Whether a delivery holds a slot it may still go in, so that its take waits for the
+    endpoint's lock rather than park when another take holds it. One later than its grace
+    parks like a new delivery: after a stall, the late holders of a whole horizon of slots
+    would otherwise queue on the lock together, ahead of the holders of the slots that come
+    next, and make them late too."""
+    if not admitted or due is None or rate is None:
+        return admitted
+    return now <= due + rate_limit.grace(rate)
 
 
 def _slots_for_the_parked(
