@@ -131,11 +131,11 @@ def test_rate_limit_slots_then_parking_then_release(
     ids = deliveries(session, tenant, per_horizon + 3)
     now = ahead()
     decisions = [take(delivery_id, now) for delivery_id in ids]
-    assert decisions[0].verdict is Verdict.TAKEN
-    admitted = decisions[1:per_horizon]
+    # Every send goes by the broker, the first slot (now) too: a slot holder's fast claim.
+    admitted = decisions[:per_horizon]
     assert all(d.verdict is Verdict.ADMITTED for d in admitted)
     assert [round(d.delivery.delay, 3) for d in admitted if d.delivery] == [
-        0.5 * i for i in range(1, per_horizon)
+        0.5 * i for i in range(per_horizon)
     ]
     assert all(d.verdict is Verdict.PARKED for d in decisions[per_horizon:])
     slotted = row(ids[1])
@@ -309,8 +309,9 @@ def test_an_endpoint_at_its_in_flight_cap_is_left_to_the_usual_deferral(
     make_endpoint(session, tenant, rate_limit=1000.0)
     first, second = deliveries(session, tenant, 2)
     now = ahead()
-    with session_scope() as taking:
-        assert waiting.take(taking, first, now=now, cap=1).verdict is Verdict.TAKEN
+    for verdict in (Verdict.ADMITTED, Verdict.TAKEN):  # given its slot (now), then in it
+        with session_scope() as taking:
+            assert waiting.take(taking, first, now=now, cap=1).verdict is verdict
     with session_scope() as taking:
         assert waiting.take(taking, second, now=now, cap=1).verdict is Verdict.SKIP
     assert row(second).next_attempt_at is not None  # untouched: neither parked nor slotted
@@ -331,3 +332,73 @@ def test_enabling_an_endpoint_releases_through_its_controls(
         assert endpoint is not None
         update_endpoint(switching, endpoint, {"ordering": "none"}, transport=NO_TRANSPORT)
     assert [ref.id for ref in published] == ids  # and the rest once it is not FIFO
+
+
+@pytest.mark.parametrize(
+    ("fields", "parked"), [({"rate_limit": 2.0}, True), ({"ordering": "fifo"}, False)]
+)
+def test_a_new_delivery_of_an_endpoint_whose_lock_is_busy_is_parked_at_once(
+    session: Session, tenant: Tenant, fields: dict[str, Any], parked: bool
+) -> None:
+    """Not queued on the lock (a backlog would have every greenlet wait on one row); but a
+    FIFO endpoint's may be its head, which nothing else would release: the usual deferral."""
+    endpoint_id = make_endpoint(session, tenant, **fields)
+    [delivery_id] = deliveries(session, tenant, 1)
+    with new_session() as holder:
+        holder.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
+        decision = take(delivery_id, ahead())
+        holder.rollback()
+    assert decision.verdict is (Verdict.PARKED if parked else Verdict.SKIP)
+    waiting_row = row(delivery_id)
+    assert (waiting_row.next_attempt_at is None) is parked
+    assert waiting_row.attempts == 0
+
+
+def test_a_fifo_head_parked_behind_a_later_delivery_due_is_released(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    """The next head is released when the one in flight finishes, even if a later delivery
+    is due (deferred while the head was busy): that one parks itself when it comes."""
+    endpoint_id = make_endpoint(session, tenant, ordering="fifo")
+    first, second, third = deliveries(session, tenant, 3)
+    now = ahead()
+    assert take(first, now).verdict is Verdict.TAKEN
+    assert take(second, now).verdict is Verdict.PARKED
+    with session_scope() as writing:
+        writing.execute(
+            update(Delivery)
+            .where(Delivery.id == third)
+            .values(next_attempt_at=now + timedelta(seconds=10), locked_until=None)
+        )
+        writing.execute(
+            update(Delivery)
+            .where(Delivery.id == first)
+            .values(status=DeliveryStatus.SUCCEEDED, next_attempt_at=None, locked_until=None)
+        )
+    published.clear()
+    with session_scope() as recording:
+        waiting.after_attempt(recording, endpoint_id, ok=True, finished=True, now=now)
+    assert [ref.id for ref in published] == [second]
+    assert take(third, now + timedelta(seconds=10)).verdict is Verdict.PARKED  # not the head
+
+
+def test_a_slot_holder_later_than_its_grace_parks_when_the_lock_is_busy(
+    session: Session, tenant: Tenant
+) -> None:
+    """Later than its grace it parks like a new delivery, rather than queue on the lock with
+    the other late holders ahead of the holders of the next slots."""
+    endpoint_id = make_endpoint(session, tenant, rate_limit=2.0)
+    [delivery_id] = deliveries(session, tenant, 1)
+    with session_scope() as writing:
+        writing.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(admitted=True, next_attempt_at=clock.now() - timedelta(seconds=5))
+        )
+    with new_session() as holder:
+        holder.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
+        decision = take(delivery_id, clock.now())
+        holder.rollback()
+    assert decision.verdict is Verdict.PARKED
+    parked = row(delivery_id)
+    assert (parked.next_attempt_at, parked.admitted, parked.attempts) == (None, False, 0)

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, bindparam, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
@@ -81,6 +81,19 @@ class Controls:
             self.rate_limit is not None
             or self.fifo
             or self.circuit.state is not CircuitState.CLOSED
+        )
+
+    @property
+    def publishes_every_slot(self) -> bool:
+        """Whether every send is a slot holder's (a rate limit alone, the circuit closed): a
+        delivery given a slot, even one that is now, is published for it rather than sent by
+        the :func:`take` that gave it. So the sends all go one way, in the order of their
+        slots: a backlog's first take does not send at once while the holders of the next
+        slots wait behind the rest of the backlog's messages, and then miss them."""
+        return (
+            self.rate_limit is not None
+            and not self.fifo
+            and self.circuit.state is CircuitState.CLOSED
         )
 
     def busy(self, now: datetime) -> bool:
@@ -155,7 +168,7 @@ class Decision:
 _SKIP = Decision(Verdict.SKIP)
 
 
-def _claimable(now: datetime) -> tuple[Any, ...]:
+def _claimable(now: datetime | ColumnElement[datetime]) -> tuple[Any, ...]:
     """Open, due and held by no worker (as :mod:`webhooks.delivery.state` spells it)."""
     return (
         Delivery.status.in_(OPEN_STATUSES),
@@ -178,12 +191,22 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     endpoint's lock is held, so that waiting for it makes nothing look earlier than it is.
     """
     found = session.execute(
-        select(Delivery.endpoint_id, Delivery.admitted).where(Delivery.id == delivery_id)
+        select(
+            Delivery.endpoint_id,
+            Delivery.admitted,
+            Delivery.next_attempt_at,
+            Endpoint.rate_limit,
+            db_now(session),
+        )
+        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+        .where(Delivery.id == delivery_id)
     ).one_or_none()
     if found is None:
         return _SKIP
-    endpoint_id, holds_slot = found
-    controls = _lock(session, endpoint_id, lock=holds_slot)
+    endpoint_id, admitted, due, rate, database_now = found
+    controls = _lock(
+        session, endpoint_id, lock=_may_be_in_its_slot(admitted, due, rate, database_now)
+    )
     if controls is None:  # another delivery of the endpoint is being taken right now
         return _park_contended(session, delivery_id, endpoint_id, now)
     if not controls.enabled or not controls.controlled:
@@ -222,7 +245,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             return _park(session, still_claimable)
         slot = slots[0]
         endpoint_values["next_send_at"] = next_free
-        if slot > now:  # wait for it in the broker
+        if slot > now or controls.publishes_every_slot:  # wait for it in the broker
             if endpoint_values:
                 _set(session, endpoint_id, **endpoint_values)
             session.execute(
@@ -270,6 +293,19 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
         session, controls, endpoint_values.get("next_send_at", controls.next_send_at), now
     )
     return Decision(Verdict.TAKEN, claimed=claimed._asdict())
+
+
+def _may_be_in_its_slot(
+    admitted: bool, due: datetime | None, rate: float | None, now: datetime
+) -> bool:
+    """Whether a delivery holds a slot it may still go in, so that its take waits for the
+    endpoint's lock rather than park when another take holds it. One later than its grace
+    parks like a new delivery: after a stall, the late holders of a whole horizon of slots
+    would otherwise queue on the lock together, ahead of the holders of the slots that come
+    next, and make them late too."""
+    if not admitted or due is None or rate is None:
+        return admitted
+    return now <= due + rate_limit.grace(rate)
 
 
 def _slots_for_the_parked(
@@ -324,18 +360,25 @@ def _park_contended(
     arriving at once would otherwise have every worker's greenlets wait on one row); the lock's
     holder hands out slots to the parked (or the sweep, or the circuit's closing, releases
     them). A FIFO endpoint's is left to the usual short deferral instead: it may be the head,
-    which nothing else would release."""
-    rate_limited_or_open = session.scalar(
-        select(Endpoint.id).where(
-            Endpoint.id == endpoint_id,
-            Endpoint.enabled,
-            Endpoint.ordering != FIFO,
-            (Endpoint.rate_limit.is_not(None)) | (Endpoint.circuit != CircuitState.CLOSED),
-        )
+    which nothing else would release. One statement: a backlog comes this way by the
+    thousand (``now`` as for :func:`take`; else the database's)."""
+    rate_limited_or_open = exists().where(
+        Endpoint.id == endpoint_id,
+        Endpoint.enabled,
+        Endpoint.ordering != FIFO,
+        (Endpoint.rate_limit.is_not(None)) | (Endpoint.circuit != CircuitState.CLOSED),
     )
-    if rate_limited_or_open is None:
-        return _SKIP
-    return _park(session, (Delivery.id == delivery_id, *_claimable(_now(session, now))))
+    parked = session.execute(
+        _DELIVERIES.update()
+        .where(
+            _DELIVERIES.c.id == delivery_id,
+            *_claimable(db_now(session) if now is None else now),
+            rate_limited_or_open,
+        )
+        .values(next_attempt_at=None, locked_until=None, admitted=False, hold=None)
+        .returning(_DELIVERIES.c.id)
+    ).first()
+    return _SKIP if parked is None else Decision(Verdict.PARKED)
 
 
 def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
@@ -406,8 +449,8 @@ def release(
     if controls.circuit.state is not CircuitState.CLOSED:
         limit = 1  # the probe
     if controls.fifo:
-        if _has_live(session, endpoint_id):
-            return []  # the head is due, retrying or in flight
+        if controls.busy(now) or _head_is_live(session, endpoint_id):
+            return []  # a delivery is in flight, or the head is due or retrying
         limit = 1
     slots: list[datetime] | None = None
     if controls.rate_limit is not None:
@@ -474,17 +517,18 @@ def _admit(
     ]
 
 
-def _has_live(session: Session, endpoint_id: str) -> bool:
-    """Whether an open delivery of the endpoint is not parked (due, scheduled or in flight)."""
+def _head_is_live(session: Session, endpoint_id: str) -> bool:
+    """Whether the endpoint's first open delivery in event order is not parked (due,
+    scheduled or in flight): it goes by itself. Only the head counts: a later delivery that
+    is due (deferred, or its message on the way) parks itself when it comes, not being the
+    head, and must not keep a parked head waiting for a sweep."""
     return bool(
         session.execute(
-            select(
-                exists().where(
-                    Delivery.endpoint_id == endpoint_id,
-                    Delivery.status.in_(OPEN_STATUSES),
-                    Delivery.next_attempt_at.is_not(None),
-                )
-            )
+            select(Delivery.next_attempt_at.is_not(None))
+            .join(Event, Event.id == Delivery.event_id)
+            .where(Delivery.endpoint_id == endpoint_id, Delivery.status.in_(OPEN_STATUSES))
+            .order_by(*_event_order())
+            .limit(1)
         ).scalar()
     )
 
