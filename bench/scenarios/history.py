@@ -383,6 +383,10 @@ class Latencies:
 
     @property
     def p99(self) -> float:
+        """The 99th percentile; with a single insert in the window (a drop that fast), that
+        insert's latency."""
+        if len(self.samples) < 2:
+            return self.max
         return statistics.quantiles([ms for _, ms in self.samples], n=100)[98]
 
     def describe(self, origin: float) -> str:
