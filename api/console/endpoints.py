@@ -30,8 +30,8 @@ from webhooks.core.clock import now
 from webhooks.core.errors import InvalidInput
 from webhooks.delivery.redelivery import start_recovery
 from webhooks.history.queries import Window, endpoint_attempts_query
-from webhooks.history.series import SPANS, attempt_series
-from webhooks.history.stats import attempt_summaries, endpoint_stats, newest_attempts
+from webhooks.history.series import SPANS, stats_and_series
+from webhooks.history.stats import attempt_summaries, newest_attempts
 from webhooks.models import Attempt, Endpoint, Tenant
 from webhooks.outbound.http import default_transport
 from webhooks.outbound.ping import record_ping, send_ping
@@ -80,6 +80,7 @@ def _endpoint_page(
     span = request.args.get("span", "24h")
     span = span if span in SPANS else "24h"
     until = now()
+    stats, series = stats_and_series(db.session(), endpoint, span, until=until)
     history = None
     if principal().may("events:read"):
         args = page_args(RunHistoryArgs)
@@ -92,10 +93,10 @@ def _endpoint_page(
         "console/endpoint.html",
         tenant=tenant,
         endpoint=endpoint,
-        stats=endpoint_stats(db.session(), endpoint),
+        stats=stats,
         span=span,
         spans=list(SPANS),
-        charts=charts(attempt_series(db.session(), endpoint.id, span, until=until), until),
+        charts=charts(series, until),
         history=history,
         ping=ping,
         secret=secret,

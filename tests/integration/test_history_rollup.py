@@ -21,8 +21,8 @@ from webhooks.core.db import get_engine, new_session
 from webhooks.history import rollup
 from webhooks.history.queries import Window, attempt_succeeded
 from webhooks.history.retention import purge
-from webhooks.history.series import attempt_series
-from webhooks.history.stats import WINDOWS, window_stats
+from webhooks.history.series import attempt_series, stats_and_series
+from webhooks.history.stats import WINDOWS, endpoint_stats, window_stats
 from webhooks.models import Attempt, AttemptHour, Endpoint, RolledUpHour, Tenant
 
 #: 20 minutes into an hour: the hour before has settled, the current one is partial.
@@ -224,3 +224,17 @@ def test_beat_rolls_up_nothing_the_retention_would_purge(
             get_settings.cache_clear()
     oldest = session.scalar(select(func.min(RolledUpHour.hour)))
     assert oldest == rollup.hour_of(NOW - timedelta(days=1)) + rollup.HOUR
+
+
+@pytest.mark.parametrize("span", ["1h", "24h", "7d"])
+def test_stats_and_chart_counted_together_equal_the_two_apart(
+    session: Session, tenant: Tenant, frozen: datetime, span: str
+) -> None:
+    # The stats' window starts (20 minutes into an hour) split the chart's hours; an hour so
+    # split is read live, yet its bucket's percentiles stay the rollup's, as the chart's alone.
+    endpoint = make_endpoint(session, tenant, "https://receiver.example/")
+    _history(session, endpoint, 7 * 24 + 8, timedelta(minutes=13))
+    stats, buckets = stats_and_series(session, endpoint, span, until=NOW)
+    assert stats == endpoint_stats(session, endpoint)
+    assert buckets == attempt_series(session, endpoint.id, span, until=NOW)
+    assert sum(bucket.attempts for bucket in buckets) > 0

@@ -11,14 +11,17 @@ hour is read live.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from webhooks.core import clock
-from webhooks.history.intervals import interval_tallies
-from webhooks.history.stats import Latency
+from webhooks.history.intervals import grouped_tallies, interval_tallies
+from webhooks.history.stats import EndpointStats, Latency, endpoint_stats, window_starts
+from webhooks.history.tally import Tally
+from webhooks.models import Endpoint
 
 #: span name → (length, interval)
 SPANS: dict[str, tuple[timedelta, timedelta]] = {
@@ -56,13 +59,7 @@ def interval_starts(span: str, until: datetime) -> list[datetime]:
     return [last - step * (count - 1 - number) for number in range(count)]
 
 
-def attempt_series(
-    session: Session, endpoint_id: str, span: str, *, until: datetime | None = None
-) -> list[Bucket]:
-    """The buckets of ``span`` (a key of :data:`SPANS`) up to ``until`` (default now)."""
-    end = clock.now() if until is None else until
-    starts = interval_starts(span, end)
-    tallies = interval_tallies(session, [endpoint_id], starts, end)[endpoint_id]
+def _buckets(starts: Sequence[datetime], tallies: Sequence[Tally]) -> list[Bucket]:
     return [
         Bucket(
             start,
@@ -72,3 +69,29 @@ def attempt_series(
         )
         for start, tally in zip(starts, tallies, strict=True)
     ]
+
+
+def attempt_series(
+    session: Session, endpoint_id: str, span: str, *, until: datetime | None = None
+) -> list[Bucket]:
+    """The buckets of ``span`` (a key of :data:`SPANS`) up to ``until`` (default now)."""
+    end = clock.now() if until is None else until
+    starts = interval_starts(span, end)
+    return _buckets(starts, interval_tallies(session, [endpoint_id], starts, end)[endpoint_id])
+
+
+def stats_and_series(
+    session: Session, endpoint: Endpoint, span: str, *, until: datetime | None = None
+) -> tuple[EndpointStats, list[Bucket]]:
+    """:func:`~webhooks.history.stats.endpoint_stats` at ``until`` (default now) and
+    :func:`attempt_series` of ``span`` up to it, the attempts of both counted at once
+    (:func:`~webhooks.history.intervals.grouped_tallies`): what an endpoint's console page
+    shows, reading the rollup once rather than once for the stats and again for the chart.
+    The same figures as the two apart, but for attempts started after ``until``, which the
+    stats counted up to when they ran."""
+    end = clock.now() if until is None else until
+    starts = interval_starts(span, end)
+    groups = [*window_starts(end), starts]
+    *windows, chart = grouped_tallies(session, [endpoint.id], groups, end)[endpoint.id]
+    stats = endpoint_stats(session, endpoint, now=end, tallies=[group[0] for group in windows])
+    return stats, _buckets(starts, chart)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from webhooks.core import clock
 from webhooks.delivery.circuit import circuit_of
-from webhooks.history.intervals import interval_tallies
+from webhooks.history.intervals import grouped_tallies, interval_tallies
 from webhooks.history.queries import (
     CREATION_SLACK,
     Window,
@@ -202,36 +202,38 @@ def newest_attempts(session: Session, endpoint_ids: Sequence[str]) -> dict[str, 
     return newest
 
 
-def _nested_tallies(session: Session, endpoint_id: str, now: datetime) -> dict[str, Tally]:
-    """The attempts of each of :data:`WINDOWS` up to now, from one count over the intervals
-    between their starts (7 d to 24 h ago, 24 h to 1 h ago, the last hour): the windows nest,
-    so each is the sum of the intervals from its start on, and the rollup is read once."""
-    names = sorted(WINDOWS, key=WINDOWS.__getitem__, reverse=True)
-    starts = [now - WINDOWS[name] for name in names]
-    parts = interval_tallies(session, [endpoint_id], starts, None)[endpoint_id]
-    found = {}
-    for index, name in enumerate(names):
-        found[name] = Tally()
-        for part in parts[index:]:
-            found[name].add(part)
-    return found
+def window_starts(now: datetime) -> list[list[datetime]]:
+    """Each of :data:`WINDOWS` up to ``now`` as a group of one interval, for
+    :func:`~webhooks.history.intervals.grouped_tallies`: the windows nest, so they are counted
+    over the intervals between their starts, and the rollup is read once."""
+    return [[now - length] for length in WINDOWS.values()]
 
 
-def endpoint_stats(session: Session, endpoint: Endpoint) -> EndpointStats:
-    """The stats of one endpoint now (the caller has checked it is the tenant's)."""
-    now = clock.now()
+def endpoint_stats(
+    session: Session,
+    endpoint: Endpoint,
+    *,
+    now: datetime | None = None,
+    tallies: Sequence[Tally] | None = None,
+) -> EndpointStats:
+    """The stats of one endpoint at ``now`` (default: now; the caller has checked it is the
+    tenant's); ``tallies``: the attempts of each of :data:`WINDOWS`, when already counted (by
+    :func:`~webhooks.history.series.stats_and_series`, with a chart's)."""
+    now = clock.now() if now is None else now
     endpoint_id = endpoint.id
+    if tallies is None:
+        counted = grouped_tallies(session, [endpoint_id], window_starts(now), None)[endpoint_id]
+        tallies = [group[0] for group in counted]
     newest = select(Attempt).where(Attempt.endpoint_id == endpoint_id).order_by(Attempt.id.desc())
     success = session.scalar(newest.where(attempt_succeeded()).limit(1))
     failure = session.scalar(newest.where(attempt_failed()).limit(1))
-    tallies = _nested_tallies(session, endpoint_id, now)
     return EndpointStats(
         endpoint_id=endpoint_id,
         generated_at=now,
         circuit=str(circuit_of(endpoint).shown(now)),
         windows={
-            name: window_stats(session, endpoint_id, Window(now - length, None), tallies[name])
-            for name, length in WINDOWS.items()
+            name: window_stats(session, endpoint_id, Window(now - length, None), tally)
+            for (name, length), tally in zip(WINDOWS.items(), tallies, strict=True)
         },
         last_success_at=None if success is None else success.started_at,
         last_failure=None
