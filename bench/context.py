@@ -182,6 +182,7 @@ class Bench:
             "postgres": procstat.CpuSnapshot.of(self._postgres_pids()),
             "harness": procstat.own_cpu(),
             "machine": meta.machine_busy_seconds(),
+            "wal": self.scalar("SELECT pg_current_wal_lsn()::text"),
         }
 
     @contextlib.contextmanager
@@ -210,4 +211,7 @@ class Bench:
             "harness": after["harness"] - before["harness"],
             "machine": after["machine"] - before["machine"],
         }
+        record.wal_bytes = float(
+            self.scalar(f"SELECT pg_wal_lsn_diff('{after['wal']}', '{before['wal']}')")
+        )
         self.phases.append(record)

@@ -23,13 +23,14 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import fixtures, naive
 from bench.context import Bench, WorkerSpec
 from bench.pools import BASELINE_APP, ENGINE_APP, Worker
 from bench.scenarios.common import drain
-from bench.stats import Figure, Target, median
+from bench.stats import Figure, Phase, Target, median
 
 KINDS = ("noop", "engine", "naive")
 
@@ -108,14 +109,19 @@ def _specs(shapes: list[Topology]) -> list[WorkerSpec]:
     return list(specs.values())
 
 
-def _cpu_per_op(bench: Bench, name: str, party: str) -> float | None:
-    """Median over rounds of ``party``'s CPU ms per op in the throughput phases ``name``."""
+def _per_op(bench: Bench, name: str, measure: Callable[[Phase], float | None]) -> float | None:
+    """Median over rounds of ``measure`` of the throughput phases ``name``."""
     found = [
-        phase.cpu_ms_per_op(party)
+        measure(phase)
         for phase in bench.phases
         if phase.scenario == "throughput" and phase.name == name
     ]
     return median([value for value in found if value is not None])
+
+
+def _cpu_per_op(bench: Bench, name: str, party: str) -> float | None:
+    """Median over rounds of ``party``'s CPU ms per op in the throughput phases ``name``."""
+    return _per_op(bench, name, lambda phase: phase.cpu_ms_per_op(party))
 
 
 def _cost_figures(bench: Bench, shape: Topology, label: str) -> None:
@@ -144,6 +150,16 @@ def _cost_figures(bench: Bench, shape: Topology, label: str) -> None:
             _cpu_per_op(bench, "plain loop", "postgres"),
             "plain loop, per row",
             Target("ratio_max", POSTGRES_CPU_RATIO),
+        )
+    )
+    bench.add(
+        Figure(
+            "throughput",
+            f"WAL per delivery (the server's), engine, {label}",
+            _per_op(bench, f"engine ({shape.key})", Phase.wal_bytes_per_op),
+            "B",
+            _per_op(bench, "plain loop", Phase.wal_bytes_per_op),
+            "plain loop, per row",
         )
     )
 

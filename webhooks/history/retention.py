@@ -6,10 +6,11 @@ cascade to. Each statement deletes at most :data:`BATCH` rows,
 ``DELETE ... WHERE id IN (SELECT id ... LIMIT n)``, in a transaction of its own: row locks
 are held for one short statement, never for the whole purge, and producers and workers
 inserting meanwhile are not held up (Postgres deletes take row locks only; the table stays
-writable). Each batch is found through an index on the age column (``attempts.started_at``,
-``deliveries.created_at``, ``events.created_at``). The purge's commits do not wait for their
-WAL flush (``synchronous_commit = off``, for its own transactions only), so a producer's
-commit does not queue behind a purge commit's flush.
+writable). Each batch is found through an index on its age: ``attempts.started_at``,
+``events.created_at``, and for deliveries the primary key (their ids are their creation
+times). The purge's commits do not wait for their WAL flush (``synchronous_commit = off``,
+for its own transactions only), so a producer's commit does not queue behind a purge
+commit's flush.
 
 Open deliveries are kept, whatever their age, with their event and their attempts, until they
 finish: a delivery that is still to be sent is not history yet, and dropping it would lose a
@@ -47,6 +48,7 @@ from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import get_engine
 from webhooks.history import partitions
+from webhooks.history.queries import CREATION_SLACK, id_floor
 from webhooks.models import OPEN_STATUSES, Attempt, AttemptHour, Delivery, Event, RolledUpHour
 
 log = logging.getLogger("webhooks.retention")
@@ -91,8 +93,12 @@ def _statements(before: datetime, batch: int) -> tuple[Delete, Delete, Delete]:
             open_delivery.id == Attempt.delivery_id, open_delivery.status.in_(OPEN_STATUSES)
         ),
     )
+    # Found by id (a ULID minted within CREATION_SLACK of ``created_at``): the primary key
+    # is the age index, so no index on ``created_at`` is written by every claim and record.
     deliveries = select(Delivery.id).where(
-        Delivery.created_at < before, Delivery.status.not_in(OPEN_STATUSES)
+        Delivery.id < id_floor("dlv", before + CREATION_SLACK + timedelta(milliseconds=1)),
+        Delivery.created_at < before,
+        Delivery.status.not_in(OPEN_STATUSES),
     )
     events = select(Event.id).where(
         Event.created_at < before, ~exists().where(Delivery.event_id == Event.id)

@@ -30,25 +30,42 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
+#: Percent of each page of ``deliveries`` that inserts fill (``fillfactor``).
+FILLFACTOR = 80
+
 #: States in which a delivery still has an attempt to make.
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
 _open = text("status IN ('pending', 'retrying')")
 _waiting = text("status IN ('pending', 'retrying') AND next_attempt_at IS NULL")
 _deferred = text("hold = 'deferred' AND status IN ('pending', 'retrying')")
+_failed = text("status = 'failed'")
 _dead_letter_sent = text("status = 'failed' AND locked_until IS NOT NULL")
 
 
 class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
-        # Ids are ULIDs, so ordering by id is ordering by creation time.
-        Index(None, "endpoint_id", "status", "id"),
-        # An endpoint's deliveries in any state, newest first (history lists, recovery).
-        Index(None, "endpoint_id", "id"),
+        # Every delivery row is updated twice per attempt (claim, record) by updates that
+        # cannot be HOT (the lease and the status are indexed, below), and each such update
+        # inserts into every index whose predicate the new row version matches: so few
+        # indexes cover all rows (docs/performance.md, "Writes per delivery").
+        #
+        # Ids are ULIDs, so ordering by id is ordering by creation time: an endpoint's
+        # deliveries in any state, newest first (history lists), and with ``status`` stored
+        # in the index, counted by state over a window from the index alone (stats).
+        Index(None, "endpoint_id", "id", postgresql_include=["status"]),
+        # An endpoint's failed deliveries (history filtered to failures, recovery): few among
+        # many successes, and a row enters it once, when it fails for good.
+        Index(
+            "ix_deliveries_failed",
+            "endpoint_id",
+            "id",
+            postgresql_where=_failed,
+            sqlite_where=_failed,
+        ),
         Index(None, "tenant_id", "id"),
         Index(None, "event_id"),
-        Index(None, "created_at"),
         # The sweeper's "what is due" scan reads only open deliveries.
         Index(
             "ix_deliveries_due",
@@ -90,6 +107,10 @@ class Delivery(Base):
             postgresql_where=_open,
             sqlite_where=_open,
         ),
+        # Room on each page for the new row versions of those updates, so that a claim's
+        # and a record's version stay on their row's page (no second heap page written,
+        # no full-page image of it after a checkpoint) instead of going to the table's end.
+        {"postgresql_with": {"fillfactor": FILLFACTOR}},
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dlv"))
