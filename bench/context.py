@@ -169,6 +169,36 @@ class Bench:
         )
         return list(pids or [])
 
+    def _wal_of_this_database(self, start: str, end: str) -> tuple[int, int]:
+        """The WAL records (and their bytes, full-page images included) written between two
+        LSNs for this benchmark's database: those naming one of its blocks, and every record
+        (commits among them) of a transaction that wrote one. Read with ``pg_walinspect``,
+        so other databases' writes on a shared server are not counted."""
+        from webhooks.core.db import get_engine
+
+        with get_engine().begin() as connection:
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
+            row = connection.execute(
+                text(
+                    """
+                    WITH wal AS (
+                        SELECT xid, record_length, block_ref
+                        FROM pg_get_wal_records_info(CAST(:start AS pg_lsn),
+                                                     CAST(:end AS pg_lsn))),
+                    this AS (
+                        SELECT '% rel %/' || oid || '/%' AS blocks
+                        FROM pg_database WHERE datname = current_database()),
+                    ours AS (
+                        SELECT DISTINCT xid FROM wal, this
+                        WHERE xid <> 0 AND block_ref LIKE this.blocks)
+                    SELECT count(*), COALESCE(sum(record_length), 0) FROM wal, this
+                    WHERE block_ref LIKE this.blocks OR xid IN (SELECT xid FROM ours)
+                    """
+                ),
+                {"start": start, "end": end},
+            ).one()
+        return int(row[0]), int(row[1])
+
     def _cpu(self, workers: Sequence[CpuSource]) -> dict[str, Any]:
         redis_client = self.env.redis()
         try:
@@ -211,7 +241,7 @@ class Bench:
             "harness": after["harness"] - before["harness"],
             "machine": after["machine"] - before["machine"],
         }
-        record.wal_bytes = float(
-            self.scalar(f"SELECT pg_wal_lsn_diff('{after['wal']}', '{before['wal']}')")
+        record.wal_records, record.wal_bytes = self._wal_of_this_database(
+            before["wal"], after["wal"]
         )
         self.phases.append(record)

@@ -77,9 +77,10 @@ class Phase:
     cpu: dict[str, float] = field(default_factory=dict)
     #: Wall seconds between the two CPU readings (a little longer than ``seconds``).
     cpu_window: float = 0.0
-    #: WAL the Postgres server wrote between the two readings: the whole server's, so
-    #: other databases' writes on a shared machine are in it too.
-    wal_bytes: float = 0.0
+    #: WAL written between the two readings for the benchmark's database (records, and
+    #: their bytes with full-page images): other databases' writes are not in it.
+    wal_records: int = 0
+    wal_bytes: int = 0
 
     @property
     def rate(self) -> float | None:
@@ -88,6 +89,9 @@ class Phase:
     def cpu_ms_per_op(self, party: str) -> float | None:
         spent = self.cpu.get(party)
         return None if spent is None or not self.ops else spent * 1000 / self.ops
+
+    def wal_records_per_op(self) -> float | None:
+        return self.wal_records / self.ops if self.ops else None
 
     def wal_bytes_per_op(self) -> float | None:
         return self.wal_bytes / self.ops if self.ops else None

@@ -152,16 +152,20 @@ def _cost_figures(bench: Bench, shape: Topology, label: str) -> None:
             Target("ratio_max", POSTGRES_CPU_RATIO),
         )
     )
-    bench.add(
-        Figure(
-            "throughput",
-            f"WAL per delivery (the server's), engine, {label}",
-            _per_op(bench, f"engine ({shape.key})", Phase.wal_bytes_per_op),
-            "B",
-            _per_op(bench, "plain loop", Phase.wal_bytes_per_op),
-            "plain loop, per row",
+    for what, unit, measure in (
+        ("records", "", Phase.wal_records_per_op),
+        ("bytes", "B", Phase.wal_bytes_per_op),
+    ):
+        bench.add(
+            Figure(
+                "throughput",
+                f"WAL {what} per delivery, engine, {label}",
+                _per_op(bench, f"engine ({shape.key})", measure),
+                unit,
+                _per_op(bench, "plain loop", measure),
+                "plain loop, per row",
+            )
         )
-    )
 
 
 def run(bench: Bench) -> None:
