@@ -10,6 +10,7 @@ throughput scenario measured).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -169,35 +170,52 @@ class Bench:
         )
         return list(pids or [])
 
-    def _wal_of_this_database(self, start: str, end: str) -> tuple[int, int]:
-        """The WAL records (and their bytes, full-page images included) written between two
-        LSNs for this benchmark's database: those naming one of its blocks, and every record
-        (commits among them) of a transaction that wrote one. Read with ``pg_walinspect``,
-        so other databases' writes on a shared server are not counted."""
+    @contextlib.contextmanager
+    def _wal_written(self, record: Phase) -> Iterator[None]:
+        """Count into ``record`` the WAL records (and their bytes, full-page images
+        included) written during the block for this benchmark's database: those naming one
+        of its blocks, and every record (commits among them) of a transaction that wrote
+        one. Read with ``pg_walinspect``, so other databases' writes on a shared server are
+        not counted; a temporary replication slot keeps the block's WAL from being recycled
+        by a checkpoint before it is read (and goes with its connection if this process
+        dies)."""
         from webhooks.core.db import get_engine
 
-        with get_engine().begin() as connection:
-            connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
-            row = connection.execute(
-                text(
-                    """
-                    WITH wal AS (
-                        SELECT xid, record_length, block_ref
-                        FROM pg_get_wal_records_info(CAST(:start AS pg_lsn),
-                                                     CAST(:end AS pg_lsn))),
-                    this AS (
-                        SELECT '% rel %/' || oid || '/%' AS blocks
-                        FROM pg_database WHERE datname = current_database()),
-                    ours AS (
-                        SELECT DISTINCT xid FROM wal, this
-                        WHERE xid <> 0 AND block_ref LIKE this.blocks)
-                    SELECT count(*), COALESCE(sum(record_length), 0) FROM wal, this
-                    WHERE block_ref LIKE this.blocks OR xid IN (SELECT xid FROM ours)
-                    """
-                ),
-                {"start": start, "end": end},
-            ).one()
-        return int(row[0]), int(row[1])
+        slot = f"bench_wal_{os.getpid()}"
+        with get_engine().connect() as keeper:
+            keeper.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
+            keeper.execute(
+                text("SELECT pg_create_physical_replication_slot(:slot, true, true)"),
+                {"slot": slot},
+            )
+            start = keeper.execute(text("SELECT pg_current_wal_lsn()")).scalar()
+            keeper.commit()
+            try:
+                yield
+                row = keeper.execute(
+                    text(
+                        """
+                        WITH wal AS (
+                            SELECT xid, record_length, block_ref
+                            FROM pg_get_wal_records_info(CAST(:start AS pg_lsn),
+                                                         pg_current_wal_lsn())),
+                        this AS (
+                            SELECT '% rel %/' || oid || '/%' AS blocks
+                            FROM pg_database WHERE datname = current_database()),
+                        ours AS (
+                            SELECT DISTINCT xid FROM wal, this
+                            WHERE xid <> 0 AND block_ref LIKE this.blocks)
+                        SELECT count(*), COALESCE(sum(record_length), 0) FROM wal, this
+                        WHERE block_ref LIKE this.blocks OR xid IN (SELECT xid FROM ours)
+                        """
+                    ),
+                    {"start": start},
+                ).one()
+                record.wal_records, record.wal_bytes = int(row[0]), int(row[1])
+            finally:
+                keeper.rollback()
+                keeper.execute(text("SELECT pg_drop_replication_slot(:slot)"), {"slot": slot})
+                keeper.commit()
 
     def _cpu(self, workers: Sequence[CpuSource]) -> dict[str, Any]:
         redis_client = self.env.redis()
@@ -212,7 +230,6 @@ class Bench:
             "postgres": procstat.CpuSnapshot.of(self._postgres_pids()),
             "harness": procstat.own_cpu(),
             "machine": meta.machine_busy_seconds(),
-            "wal": self.scalar("SELECT pg_current_wal_lsn()::text"),
         }
 
     @contextlib.contextmanager
@@ -223,14 +240,15 @@ class Bench:
         "worker CPU ms/op" column.
         """
         record = Phase(scenario, name)
-        window_start = time.monotonic()
-        before = self._cpu(workers)
-        started = time.monotonic()
-        yield record
-        if not record.seconds:
-            record.seconds = time.monotonic() - started
-        after = self._cpu(workers)
-        record.cpu_window = time.monotonic() - window_start
+        with self._wal_written(record):
+            window_start = time.monotonic()
+            before = self._cpu(workers)
+            started = time.monotonic()
+            yield record
+            if not record.seconds:
+                record.seconds = time.monotonic() - started
+            after = self._cpu(workers)
+            record.cpu_window = time.monotonic() - window_start
         record.cpu = {
             "worker": sum(
                 a.since(b) for a, b in zip(after["worker"], before["worker"], strict=True)
@@ -241,7 +259,4 @@ class Bench:
             "harness": after["harness"] - before["harness"],
             "machine": after["machine"] - before["machine"],
         }
-        record.wal_records, record.wal_bytes = self._wal_of_this_database(
-            before["wal"], after["wal"]
-        )
         self.phases.append(record)
