@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from bench import meta, procstat
 from bench.pools import Worker, control_app, start_workers
@@ -91,6 +91,19 @@ class Options:
 
     def concurrency(self, pool: str) -> int:
         return self.gevent_concurrency if pool == "gevent" else self.prefork_concurrency
+
+
+def _wait_for_flush(connection: Connection, lsn: str, timeout: float = 5.0) -> None:
+    """Wait until the WAL up to ``lsn`` is flushed (``pg_walinspect`` reads only flushed
+    WAL, and commits without a flush wait, such as the claim's, leave it to the WAL
+    writer)."""
+    deadline = time.monotonic() + timeout
+    flushed = text("SELECT pg_current_wal_flush_lsn() >= CAST(:lsn AS pg_lsn)")
+    while not connection.execute(flushed, {"lsn": lsn}).scalar():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"WAL not flushed up to {lsn} in {timeout} s")
+        time.sleep(0.01)
+    connection.rollback()
 
 
 @dataclass
@@ -192,13 +205,17 @@ class Bench:
             keeper.commit()
             try:
                 yield
+                end = keeper.execute(text("SELECT pg_current_wal_lsn()")).scalar()
+                _wait_for_flush(keeper, end)
+                if end == start:  # nothing written (pg_walinspect wants a range)
+                    return
                 row = keeper.execute(
                     text(
                         """
                         WITH wal AS (
                             SELECT xid, record_length, block_ref
                             FROM pg_get_wal_records_info(CAST(:start AS pg_lsn),
-                                                         pg_current_wal_lsn())),
+                                                         CAST(:end AS pg_lsn))),
                         this AS (
                             SELECT '% rel %/' || oid || '/%' AS blocks
                             FROM pg_database WHERE datname = current_database()),
@@ -209,12 +226,18 @@ class Bench:
                         WHERE block_ref LIKE this.blocks OR xid IN (SELECT xid FROM ours)
                         """
                     ),
-                    {"start": start},
+                    {"start": start, "end": end},
                 ).one()
                 record.wal_records, record.wal_bytes = int(row[0]), int(row[1])
             finally:
                 keeper.rollback()
-                keeper.execute(text("SELECT pg_drop_replication_slot(:slot)"), {"slot": slot})
+                keeper.execute(  # an error in this session has dropped it already
+                    text(
+                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                        " WHERE slot_name = :slot"
+                    ),
+                    {"slot": slot},
+                )
                 keeper.commit()
 
     def _cpu(self, workers: Sequence[CpuSource]) -> dict[str, Any]:

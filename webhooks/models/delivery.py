@@ -30,9 +30,6 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
-#: Percent of each page of ``deliveries`` that inserts fill (``fillfactor``).
-FILLFACTOR = 80
-
 #: States in which a delivery still has an attempt to make.
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
@@ -107,10 +104,6 @@ class Delivery(Base):
             postgresql_where=_open,
             sqlite_where=_open,
         ),
-        # Room on each page for the new row versions of those updates, so that a claim's
-        # and a record's version stay on their row's page (no second heap page written,
-        # no full-page image of it after a checkpoint) instead of going to the table's end.
-        {"postgresql_with": {"fillfactor": FILLFACTOR}},
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dlv"))

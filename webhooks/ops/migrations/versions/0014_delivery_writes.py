@@ -1,4 +1,4 @@
-"""delivery writes: fewer indexes covering every delivery row, a fillfactor on deliveries
+"""delivery writes: fewer indexes covering every delivery row
 
 Each attempt updates its delivery twice (the claim, the record), and neither update can be
 HOT, so each one inserts into every index whose predicate its new row version matches. Two
@@ -8,9 +8,6 @@ of those indexes covered every row without being needed:
   id) INCLUDE (status)`` (counts by state stay index-only) and a partial index of failed
   deliveries, which a row enters once;
 - ``(created_at)``: retention finds old deliveries by id (ids are ULIDs: time) instead.
-
-The fillfactor applies to pages written from now on; ``VACUUM FULL deliveries`` (which
-locks the table) rewrites the existing ones, which is optional.
 
 Revision ID: 0014
 Revises: 0013
@@ -51,12 +48,10 @@ def upgrade() -> None:
         op.execute(
             "ALTER INDEX ix_deliveries_endpoint_id_id_status RENAME TO ix_deliveries_endpoint_id_id"
         )
-        op.execute("ALTER TABLE deliveries SET (fillfactor = 80)")
 
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        op.execute("ALTER TABLE deliveries RESET (fillfactor)")
         op.drop_index("ix_deliveries_endpoint_id_id", table_name="deliveries")
         op.create_index("ix_deliveries_endpoint_id_id", "deliveries", ["endpoint_id", "id"])
     op.create_index("ix_deliveries_created_at", "deliveries", ["created_at"])
