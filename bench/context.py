@@ -256,14 +256,24 @@ class Bench:
         }
 
     @contextlib.contextmanager
-    def phase(self, scenario: str, name: str, workers: Sequence[CpuSource] = ()) -> Iterator[Phase]:
+    def phase(
+        self,
+        scenario: str,
+        name: str,
+        workers: Sequence[CpuSource] = (),
+        *,
+        count_wal: bool = False,
+    ) -> Iterator[Phase]:
         """Time the block; the caller sets ``ops``. Records the CPU of every party.
 
         ``workers`` are what does the measured work; their CPU per op is the table's
-        "worker CPU ms/op" column.
+        "worker CPU ms/op" column. ``count_wal``: count the block's WAL too
+        (:meth:`_wal_written`), for blocks of bounded size only (the block's WAL is kept on
+        the server's disk until it is counted).
         """
         record = Phase(scenario, name)
-        with self._wal_written(record):
+        counted = self._wal_written(record) if count_wal else contextlib.nullcontext()
+        with counted:
             window_start = time.monotonic()
             before = self._cpu(workers)
             started = time.monotonic()

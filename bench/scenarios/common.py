@@ -102,7 +102,7 @@ def drain(
     preload(bench, scenario, kind, pool, targets, count)
     queue = QUEUES[kind]
     timeout = 120 + count / 10
-    with bench.phase(scenario, f"{kind} ({pool})", workers) as phase:
+    with bench.phase(scenario, f"{kind} ({pool})", workers, count_wal=True) as phase:
         check = done_check(bench, kind, count)
         started = time.monotonic()
         for worker in workers:

@@ -87,7 +87,7 @@ def plain(bench: Bench, targets: list[fixtures.Target], count: int) -> float | N
     bench.truncate_history()
     bench.receiver.reset()
     jobs = [fixtures.baseline_job(targets[i % len(targets)], i) for i in range(count)]
-    with bench.phase("throughput", "plain loop") as phase:
+    with bench.phase("throughput", "plain loop", count_wal=True) as phase:
         started = time.monotonic()
         naive.plain_loop(get_settings().database_url, jobs)
         phase.seconds = time.monotonic() - started
