@@ -197,7 +197,7 @@ def generic(session: Session, query: Select[Any]) -> Executable:
         declared = ", ".join(_declared(_type_of(types, key), dialect) for key in names)
         connection.exec_driver_sql(f"PREPARE {name} ({declared}) AS {body}")
         prepared[name] = None
-        if len(prepared) > GENERIC_PER_CONNECTION:
+        while len(prepared) > GENERIC_PER_CONNECTION:
             oldest, _ = prepared.popitem(last=False)
             connection.exec_driver_sql(f"DEALLOCATE {oldest}")
     arguments = ", ".join(f":p{index}" for index in range(len(names)))
