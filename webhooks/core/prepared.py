@@ -171,8 +171,12 @@ def generic(session: Session, query: Select[Any]) -> Executable:
     every ``EXECUTE`` (a rollback undoes it); it changes nothing on this pool but these
     statements, the only prepared ones on it (the hot paths' are on the autocommit pool).
 
-    The query's constants that a partial index's predicate must match (``response_status <
-    200``) have to be SQL literals, not parameters: a generic plan knows no parameter's value.
+    A generic plan knows no parameter's value, so integers are written into the statement
+    instead: with ``LIMIT $2`` Postgres plans for a tenth of the rows (49,784 of an endpoint's
+    half a million attempts on a 5 M history) and chose to sort them all, 46-58 ms a page
+    against 1.4-1.8 ms; with ``LIMIT 51`` it merges the partitions' index scans. The query's
+    constants that a partial index's predicate must match (``response_status < 200``) have
+    to be SQL literals for the same reason. Strings and times stay parameters.
     The result is what ``session.execute`` of ``query`` gives: rows of its columns, or its
     entity's objects for ``select(Entity)``.
     """
@@ -185,9 +189,13 @@ def generic(session: Session, query: Select[Any]) -> Executable:
     names: list[str] = []
 
     def number(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
+        key = match.group(1)
+        value = compiled.params[key]
+        if type(value) is int:  # a LIMIT, a bucket's number: known to the plan, see above
+            return f"({value})"
+        if key not in names:
+            names.append(key)
+        return f"${names.index(key) + 1}"
 
     body = _PLACEHOLDER.sub(number, compiled.string).replace("%%", "%")
     name = "webhooks_g_" + hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()[:20]
