@@ -239,8 +239,8 @@ def _result_columns(query: Select[Any]) -> list[ColumnClause[Any]]:
 
 def _declared(type_: Any, dialect: Any) -> str:
     """The Postgres type a parameter is declared with: its column's or value's, so that a
-    constant in the select list (``literal(3)``) comes back as what it is, not as text;
-    ``unknown`` (inferred from where it is used) for a value of no type."""
+    parameter in the select list comes back as what it is, not as text; ``unknown``
+    (inferred from where it is used) for a value of no type."""
     return "unknown" if isinstance(type_, NullType) else str(type_.compile(dialect=dialect))
 
 
