@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
-from webhooks.core.prepared import PreparedStatement
+from webhooks.core.prepared import PreparedStatement, generic
+from webhooks.models import Attempt
 
 
 def test_parameters_become_positions_in_declared_order() -> None:
@@ -29,3 +32,9 @@ def test_a_parameter_missing_or_extra_is_an_error_at_import(
 ) -> None:
     with pytest.raises(ValueError, match="probe: parameters"):
         PreparedStatement("probe", "SELECT :a, :b", declared)
+
+
+def test_a_generic_plan_is_postgres_only_elsewhere_the_query_runs_as_it_is() -> None:
+    query = select(Attempt).where(Attempt.endpoint_id == "ep_1")
+    with Session(create_engine("sqlite://")) as session:
+        assert generic(session, query) is query

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from webhooks.core import clock
+from webhooks.core.prepared import generic
 from webhooks.history.queries import RECORDING_SLACK, Window, attempt_succeeded, id_floor
 from webhooks.history.rollup import HOUR, horizon, hour_of, rolled_up, rolls_up
 from webhooks.history.tally import Tally
@@ -108,7 +109,9 @@ def _live(
         interval = case(*whens, else_=stretch.first + len(stretch.starts) - 1).label("interval")
         grouped.append(interval)
     query = select(*grouped, interval, func.count()).where(*where).group_by(*grouped)
-    for endpoint_id, ping, ok, duration, *_, index, times in session.execute(query):
+    for endpoint_id, ping, ok, duration, *_, index, times in session.execute(
+        generic(session, query)
+    ):
         tallies[endpoint_id][index].count(
             ping=bool(ping), ok=bool(ok), duration_ms=duration, times=times
         )

@@ -15,6 +15,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from webhooks.history.partitions import planned_once
+
 T = TypeVar("T")
 
 
@@ -37,7 +39,8 @@ def page(
     """Run ``query`` for the ``limit`` rows after id ``after``, newest first."""
     if after is not None:
         query = query.where(id_column < after)
-    rows = list(session.scalars(query.order_by(id_column.desc()).limit(limit + 1)))
+    newest_first = query.order_by(id_column.desc()).limit(limit + 1)
+    rows = list(session.scalars(planned_once(session, newest_first)))
     if len(rows) <= limit:
         return Page(rows, None)
     items = rows[:limit]

@@ -35,14 +35,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_start
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Executable, Select
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from webhooks.core import clock
 from webhooks.core.db import get_engine
+from webhooks.core.prepared import generic
 from webhooks.history.queries import id_floor
+from webhooks.models import Attempt
 
 log = logging.getLogger("webhooks.partitions")
 
@@ -216,3 +219,12 @@ def routed(insert: Callable[[], T], delivery_id: str | None) -> T:
         log.warning("no partition for %s: creating it", delivery_id)
         create([Partition.of(delivery_id)])
         return insert()
+
+
+def planned_once(session: Session, query: Select[Any]) -> Executable:
+    """``query``, run on a generic plan prepared once per connection
+    (:func:`webhooks.core.prepared.generic`) when it reads ``attempts``: a read that is not
+    bounded by the partition key (an endpoint's run history, counts over a time window) is
+    otherwise planned over every partition on every call, which cost several times its
+    execution. Other queries are returned as they are (planned per call, as usual)."""
+    return generic(session, query) if Attempt.__table__ in query.get_final_froms() else query

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, literal_column, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from webhooks.core.errors import NotFound
@@ -134,12 +134,18 @@ def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery
     return delivery
 
 
+#: The 2xx range's bounds as SQL literals, not parameters: a statement run with a generic plan
+#: (:func:`webhooks.core.prepared.generic`) matches ``ix_attempts_failed``'s predicate only so.
+_OK_FROM = literal_column("200", Integer)
+_OK_BELOW = literal_column("300", Integer)
+
+
 def attempt_succeeded() -> ColumnElement[bool]:
     """An attempt that got a 2xx in time (as :attr:`webhooks.outbound.outcome.Outcome.ok`)."""
     return and_(
         Attempt.error.is_(None),
-        Attempt.response_status >= 200,
-        Attempt.response_status < 300,
+        Attempt.response_status >= _OK_FROM,
+        Attempt.response_status < _OK_BELOW,
     )
 
 
@@ -148,8 +154,8 @@ def attempt_failed() -> ColumnElement[bool]:
     # Spelled as the predicate of the partial index ix_attempts_failed, so that it is used.
     return or_(
         Attempt.error.is_not(None),
-        Attempt.response_status < 200,
-        Attempt.response_status >= 300,
+        Attempt.response_status < _OK_FROM,
+        Attempt.response_status >= _OK_BELOW,
         Attempt.response_status.is_(None),
     )
 

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from webhooks.core import clock
+from webhooks.core.prepared import generic
 from webhooks.delivery.circuit import circuit_of
 from webhooks.history.intervals import grouped_tallies, interval_tallies
 from webhooks.history.queries import (
@@ -190,12 +191,13 @@ def newest_attempts(session: Session, endpoint_ids: Sequence[str]) -> dict[str, 
     """Each endpoint's newest attempt, one index lookup each (endpoints without one left out)."""
     newest: dict[str, Attempt] = {}
     for endpoint_id in endpoint_ids:
-        attempt = session.scalar(
+        newest_first = (
             select(Attempt)
             .where(Attempt.endpoint_id == endpoint_id)
             .order_by(Attempt.id.desc())
             .limit(1)
         )
+        attempt = session.scalar(generic(session, newest_first))
         if attempt is not None:
             newest[endpoint_id] = attempt
     return newest
@@ -224,8 +226,8 @@ def endpoint_stats(
         counted = grouped_tallies(session, [endpoint_id], window_starts(now), None)[endpoint_id]
         tallies = [group[0] for group in counted]
     newest = select(Attempt).where(Attempt.endpoint_id == endpoint_id).order_by(Attempt.id.desc())
-    success = session.scalar(newest.where(attempt_succeeded()).limit(1))
-    failure = session.scalar(newest.where(attempt_failed()).limit(1))
+    success = session.scalar(generic(session, newest.where(attempt_succeeded()).limit(1)))
+    failure = session.scalar(generic(session, newest.where(attempt_failed()).limit(1)))
     return EndpointStats(
         endpoint_id=endpoint_id,
         generated_at=now,
