@@ -3,24 +3,22 @@ probe, and releasing parked deliveries (webhooks.delivery.waiting), without a wo
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tests.api_client import Caller
-from tests.services import wait_until
 from webhooks.admin.endpoints import update_endpoint
 from webhooks.admin.tenants import create_tenant
 from webhooks.broker import publishing as broker
 from webhooks.broker.publishing import DeliveryRef
 from webhooks.core import clock
 from webhooks.core.db import new_session, session_scope
-from webhooks.delivery import engine, postgres, rate_limit, state, waiting
+from webhooks.delivery import rate_limit, state, waiting
 from webhooks.delivery.circuit import FIRST_COOLDOWN, THRESHOLD, CircuitState
 from webhooks.delivery.waiting import Verdict
 from webhooks.ingest.enqueue import ingest
@@ -404,100 +402,3 @@ def test_a_slot_holder_later_than_its_grace_parks_when_the_lock_is_busy(
     assert decision.verdict is Verdict.PARKED
     parked = row(delivery_id)
     assert (parked.next_attempt_at, parked.admitted, parked.attempts) == (None, False, 0)
-
-
-def give_slot(delivery_id: str, slot: datetime) -> None:
-    """What :func:`waiting.take` or a release leaves a delivery given a slot: admitted, due
-    at it, its message on the way (stamped)."""
-    with session_scope() as session:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id)
-            .values(admitted=True, next_attempt_at=slot, locked_until=clock.now())
-        )
-
-
-def test_a_slot_holder_in_its_slot_goes_by_the_fast_claim_the_rest_by_take(
-    session: Session, tenant: Tenant
-) -> None:
-    """The slot was taken under the endpoint row's lock when it was handed out: going in it
-    takes one claim statement and no turn on that lock (held here by another transaction).
-    A new delivery, or a holder later than its grace, is not the fast claim's."""
-    endpoint_id = make_endpoint(session, tenant, rate_limit=0.5)  # grace: 2 s
-    holder, newcomer, late = deliveries(session, tenant, 3)
-    give_slot(holder, clock.now())
-    give_slot(late, clock.now() - timedelta(seconds=5))
-    with new_session() as locker:
-        locker.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
-        assert engine.claim(newcomer) is None
-        assert engine.claim(late) is None
-        claimed = engine.claim(holder)
-        locker.rollback()
-    assert claimed is not None and claimed.row["attempts"] == 0
-    taken = row(holder)
-    assert taken.locked_until is not None and taken.locked_until > clock.now()
-    assert not taken.admitted  # the slot is used up: a retry takes a new one
-    assert row(newcomer).locked_until is not None and not row(newcomer).admitted  # untouched
-    assert take(late, clock.now()).verdict is Verdict.ADMITTED  # a new slot
-
-
-def test_a_slot_holder_early_for_its_slot_waits_it_out_without_the_endpoint_lock(
-    session: Session, tenant: Tenant
-) -> None:
-    """A countdown that fired a little early needs nothing of the endpoint's controls: it is
-    stamped again with the rest of the wait, without queueing on the row's lock."""
-    endpoint_id = make_endpoint(session, tenant, rate_limit=2.0)
-    [delivery_id] = deliveries(session, tenant, 1)
-    slot = clock.now() + timedelta(seconds=30)
-    give_slot(delivery_id, slot)
-    with new_session() as locker:
-        locker.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
-        decision = take(delivery_id, clock.now())
-        locker.rollback()
-    assert decision.verdict is Verdict.ADMITTED and decision.delivery is not None
-    assert 25 < decision.delivery.delay <= 30
-    assert due_time(delivery_id) == slot and row(delivery_id).admitted
-
-
-def _waiting_for_a_lock() -> bool:
-    with new_session() as check:
-        return bool(
-            check.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-        )
-
-
-def test_a_take_counts_the_in_flight_claims_after_a_concurrent_fast_claim(
-    session: Session, tenant: Tenant
-) -> None:
-    """Slot holders' fast claims and :func:`waiting.take` claim deliveries of the same
-    rate-limited endpoint: they take turns on the endpoint's claims lock, so the in-flight
-    cap holds across the two. Here the fast claim's turn is held open (as between its count
-    and its commit) while a take counts."""
-    endpoint_id = make_endpoint(session, tenant, rate_limit=0.5)  # grace: 2 s
-    fast, taken = deliveries(session, tenant, 2)
-    give_slot(taken, clock.now())  # a holder in its slot: the take would claim it
-    decisions: list[waiting.Decision] = []
-
-    def take_with_cap_one() -> None:
-        with session_scope() as taking:
-            decisions.append(waiting.take(taking, taken, now=clock.now(), cap=1))
-
-    with new_session() as claiming:
-        postgres.take_claims_turn(claiming, endpoint_id)
-        claiming.execute(
-            update(Delivery)
-            .where(Delivery.id == fast)
-            .values(locked_until=clock.now() + LEASE, hold="claimed")
-        )
-        thread = threading.Thread(target=take_with_cap_one)
-        thread.start()
-        wait_until(_waiting_for_a_lock, 20, "the take to wait for the claims' turn")
-        claiming.commit()
-    thread.join(20)
-    assert [decision.verdict for decision in decisions] == [Verdict.SKIP]  # at the cap
-    assert row(taken).locked_until is not None and row(taken).locked_until <= clock.now()

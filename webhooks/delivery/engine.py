@@ -9,8 +9,7 @@ connection held while the receiver is called:
    deliveries held; it takes a lease sized from the endpoint's timeout and a fencing token.
    So a duplicated, stale or early message does nothing, and there is one attempt sequence
    per delivery however many messages exist. An endpoint with delivery controls (a rate
-   limit, FIFO ordering, a circuit not closed) is left out of it, but for a rate-limited
-   endpoint's slot holders in their slots:
+   limit, FIFO ordering, a circuit not closed) is left out of it:
    :func:`webhooks.delivery.waiting.take` claims its deliveries, or holds them back, under
    the endpoint row's lock. When the claim fails,
    :func:`webhooks.delivery.state.settle_unclaimed` says why and acts: nothing (a

@@ -2,9 +2,8 @@
 
 An endpoint with a rate limit, with ``"ordering": "fifo"`` or with a circuit that is not
 closed is *controlled*: the fast claim (:mod:`webhooks.delivery.engine`) leaves its deliveries
-alone, but for one kind (below), and :func:`take` decides, in one transaction under the
-endpoint row's lock (so every worker on every host sees the same slots, the same head, the
-same probe):
+alone and :func:`take` decides, in one transaction under the endpoint row's lock (so every
+worker on every host sees the same slots, the same head, the same probe):
 
 - the circuit: closed, or its cool-down is over and this delivery becomes the probe;
 - FIFO: no delivery of the endpoint is in flight (``busy_until``) and this one is the head,
@@ -14,18 +13,6 @@ same probe):
   holder whose message came later than that (a stalled worker, a broker that held it) takes
   a new slot like a new delivery, so messages that were held up and arrive together are
   spaced again instead of going out in a burst.
-
-The one kind the fast claim takes itself: under a rate limit alone (no FIFO, the circuit
-closed), a slot holder in its slot or within its grace. Its slot was taken under the lock
-when it was handed out, so going in it needs one claim statement and no second turn on the
-lock (the claim uses the slot up: ``admitted`` is cleared). Such sends are most of a
-rate-limited endpoint's (every send is a slot holder's: :attr:`Controls.publishes_every_slot`),
-and they hand out no slots: the takes of new deliveries and every sweep do
-(:func:`release_all`, every ``WEBHOOKS_SWEEP_INTERVAL_SECONDS``, well within the
-:data:`~webhooks.delivery.rate_limit.HORIZON` of slots a release hands out). A holder whose
-message came early waits out the rest of its slot without the lock either (:func:`_early`).
-A take counts the endpoint's claims in flight in the same turns as the fast claim
-(:func:`webhooks.delivery.postgres.take_claims_turn`), so the in-flight cap holds across both.
 
 A delivery that may go is claimed. One that may not waits without using up an attempt or a
 worker: with a rate-limit slot ahead within :data:`~webhooks.delivery.rate_limit.HORIZON`, it
@@ -240,6 +227,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     ).one_or_none()
     if row is None:
         return _early(session, delivery_id, now)
+    postgres.take_claims_turn(session, endpoint_id)
     if _in_flight(session, endpoint_id, now) >= cap:
         return _SKIP
     admitted, due, timestamp, event_type, attempts = row
@@ -273,12 +261,6 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             ref = DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay)
             _slots_for_the_parked(session, controls, next_free, now)
             return Decision(Verdict.ADMITTED, ref)
-    # Counted again in the claims' turn: a slot holder's fast claim may have taken the cap's
-    # last place since. Only here, where the take claims: a take that gives a slot or parks
-    # makes no slot holder's fast claim wait for the end of its transaction.
-    postgres.take_claims_turn(session, endpoint_id)
-    if _in_flight(session, endpoint_id, now) >= cap:
-        return _SKIP
     lease_end = now + timedelta(seconds=state.lease_seconds(controls.timeout_seconds))
     claimed = session.execute(
         update(Delivery)
