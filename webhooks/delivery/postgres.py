@@ -13,9 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
-
 from webhooks.broker.publishing import DeliveryRef
 from webhooks.core.db import autocommit_engine, retry_on_disconnect
 from webhooks.core.dialects import POSTGRES
@@ -25,10 +22,6 @@ from webhooks.delivery.job import load_sql
 from webhooks.delivery.state import Written
 from webhooks.history import partitions
 from webhooks.history.recording import insert_attempt_sql
-
-CLAIMS_LOCK = 1751474027
-"""The advisory lock class whose keys (an endpoint id's hash) give one endpoint's claims
-their turns."""
 
 #: The claim and the load of what the attempt needs. Claims of one endpoint take turns on
 #: an advisory lock first, so that each counts the endpoint's live claims after the one
@@ -43,7 +36,7 @@ _CLAIM = PreparedStatement(
     (("id", "text"), ("cap", "integer"), ("lease_base", "double precision")),
     first=(
         "SET LOCAL synchronous_commit = off; "
-        f"SELECT pg_advisory_xact_lock({CLAIMS_LOCK}, hashtext(endpoint_id)) "
+        "SELECT pg_advisory_xact_lock(1751474027, hashtext(endpoint_id)) "
         "FROM deliveries WHERE id = :id"
     ),
 )
@@ -91,19 +84,6 @@ _RECORD = PreparedStatement(
         ("disable_after", "double precision"),
     ),
 )
-
-
-def take_claims_turn(session: Session, endpoint_id: str) -> None:
-    """Wait for the endpoint's claims' turn in ``session``'s transaction, as the fast claim
-    does (:data:`_CLAIM`), so that a claim of :func:`webhooks.delivery.waiting.take` and a
-    fast claim of a slot holder of the same endpoint count its live claims one after the
-    other and together keep its in-flight cap. Nothing on other databases (SQLite's writers
-    are serialised anyway)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text(f"SELECT pg_advisory_xact_lock({CLAIMS_LOCK}, hashtext(:endpoint_id))"),
-            {"endpoint_id": endpoint_id},
-        )
 
 
 def claim(delivery_id: str) -> Mapping[str, Any] | None:

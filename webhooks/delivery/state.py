@@ -58,7 +58,7 @@ from webhooks.core import clock
 from webhooks.core.config import get_settings
 from webhooks.core.db import POOL_TIMEOUT_SECONDS
 from webhooks.core.dialects import POSTGRES, Dialect, session_dialect
-from webhooks.delivery import rate_limit, retry
+from webhooks.delivery import retry
 from webhooks.models import OPEN_STATUSES, Attempt, Delivery, DeliveryStatus, Endpoint, Event
 from webhooks.models.base import UTCDateTime
 from webhooks.outbound.outcome import Outcome
@@ -202,21 +202,15 @@ _UNHELD_AND_DUE = """
     AND (d.locked_until IS NULL OR d.locked_until <= {now})
 """
 
-#: Claimable: unheld and due, the endpoint enabled and without delivery controls (FIFO
-#: ordering, a circuit not closed: :func:`webhooks.delivery.waiting.take` claims those), and
-#: fewer than ``:cap`` of the endpoint's deliveries held (spelled as ``ix_deliveries_in_flight``
-#: spells it). Under a rate limit alone, only a delivery holding a send slot (``admitted``)
-#: that has come and is not past its grace (:func:`webhooks.delivery.rate_limit.grace`): the
-#: slot was taken under the endpoint row's lock when it was handed out, so going in it needs
-#: no second turn on that lock. Any other delivery of a rate-limited endpoint (a new one, a
-#: retry, a holder later than its grace) is ``take``'s, which gives it a slot.
+#: Claimable: unheld and due, the endpoint enabled and without delivery controls (a rate
+#: limit, FIFO ordering, a circuit not closed: :func:`webhooks.delivery.waiting.take` claims
+#: those), and fewer than ``:cap`` of the endpoint's deliveries held (spelled as
+#: ``ix_deliveries_in_flight`` spells it).
 _CLAIMABLE = (
     _UNHELD_AND_DUE
     + """
     AND e.enabled
-    AND e.ordering <> 'fifo' AND e.circuit = 'closed'
-    AND (e.rate_limit IS NULL
-         OR (d.admitted AND d.next_attempt_at >= {in_grace}))
+    AND e.rate_limit IS NULL AND e.ordering <> 'fifo' AND e.circuit = 'closed'
     AND (SELECT count(*) FROM deliveries AS held
          WHERE held.endpoint_id = d.endpoint_id
            AND held.status IN ('pending', 'retrying')
@@ -224,22 +218,15 @@ _CLAIMABLE = (
 """
 )
 
-#: The claim: a lease sized from the endpoint's timeout, and a new fencing token; the slot
-#: (``admitted``) is used up. A claim is not a change of state: ``updated_at`` stays.
+#: The claim: a lease sized from the endpoint's timeout, and a new fencing token. A claim is
+#: not a change of state: ``updated_at`` stays.
 _CLAIM = """
     UPDATE deliveries AS d
-    SET locked_until = {lease_end}, claims = d.claims + 1, hold = 'claimed', admitted = false
+    SET locked_until = {lease_end}, claims = d.claims + 1, hold = 'claimed'
     FROM endpoints AS e
     WHERE d.id = :id AND e.id = d.endpoint_id AND {claimable}
     RETURNING attempts, claims, locked_until AS lease, event_id, endpoint_id
 """
-
-#: :func:`webhooks.delivery.rate_limit.grace` of ``e.rate_limit``, in seconds (its interval
-#: unrounded: at most a microsecond stricter).
-_GRACE = (
-    f"CASE WHEN 1.0 / e.rate_limit > {rate_limit.MIN_GRACE.total_seconds()}"
-    f" THEN 1.0 / e.rate_limit ELSE {rate_limit.MIN_GRACE.total_seconds()} END"
-)
 
 
 def claim_sql(db: Dialect) -> str:
@@ -247,7 +234,7 @@ def claim_sql(db: Dialect) -> str:
     endpoint ids."""
     return _CLAIM.format(
         lease_end=db.later(":lease_base + e.timeout_seconds"),
-        claimable=_CLAIMABLE.format(now=db.now, in_grace=db.later(f"-({_GRACE})")),
+        claimable=_CLAIMABLE.format(now=db.now),
     )
 
 

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
 from webhooks.core.db import session_scope
-from webhooks.delivery import postgres, rate_limit, state
+from webhooks.delivery import rate_limit, state
 from webhooks.delivery.circuit import Circuit, CircuitState
 from webhooks.delivery.circuit import after_attempt as next_circuit
 from webhooks.delivery.state import db_now
@@ -204,8 +204,6 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     if found is None:
         return _SKIP
     endpoint_id, admitted, due, rate, database_now = found
-    if admitted and due is not None and due > (database_now if now is None else now):
-        return _early(session, delivery_id, _now(session, now))
     controls = _lock(
         session, endpoint_id, lock=_may_be_in_its_slot(admitted, due, rate, database_now)
     )
@@ -227,7 +225,6 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     ).one_or_none()
     if row is None:
         return _early(session, delivery_id, now)
-    postgres.take_claims_turn(session, endpoint_id)
     if _in_flight(session, endpoint_id, now) >= cap:
         return _SKIP
     admitted, due, timestamp, event_type, attempts = row
