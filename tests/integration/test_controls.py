@@ -3,6 +3,7 @@ probe, and releasing parked deliveries (webhooks.delivery.waiting), without a wo
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -167,6 +168,26 @@ def test_rate_limit_slots_then_parking_then_release(
     assert again.verdict is Verdict.ADMITTED and due_time(ids[3]) == pointer
     waiting_slots = sorted(due_time(d) for d in ids[3:])
     assert all(b - a >= step for a, b in pairwise(waiting_slots))  # every slot its own
+
+
+def test_a_slot_holder_deferred_behind_the_cap_takes_a_new_slot(
+    session: Session, tenant: Tenant
+) -> None:
+    """A slot holder that finds the in-flight cap full is deferred as any delivery is, and
+    comes back after its slot has passed: it must take a new slot, not go at once between
+    the endpoint's slots."""
+    make_endpoint(session, tenant, rate_limit=1.0)
+    [delivery_id] = deliveries(session, tenant, 1)
+    assert take(delivery_id, clock.now()).verdict is Verdict.ADMITTED
+    with session_scope() as in_its_slot:
+        full = waiting.take(in_its_slot, delivery_id, now=due_time(delivery_id), cap=0)
+    assert full.verdict is Verdict.SKIP
+    with session_scope() as settling:
+        deferred = state.settle_unclaimed(settling, delivery_id, rng=random.Random(0))
+    assert deferred.action is state.Next.RETRY
+    assert not row(delivery_id).admitted
+    back = take(delivery_id, due_time(delivery_id))
+    assert back.verdict is Verdict.ADMITTED  # a new slot, not a claim in the one it missed
 
 
 def test_fifo_sends_the_head_only_and_one_at_a_time(session: Session, tenant: Tenant) -> None:

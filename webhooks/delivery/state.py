@@ -494,7 +494,9 @@ def defer_sql(db: Dialect) -> str:
     again as they are old. A failing endpoint (a hung one times out) keeps the age alone:
     its leases end only to be taken again, and its backlog would come back every lease.
     Never less than ``:floor``; stamped as handed over when the delay rides a countdown
-    (``:max_countdown``).
+    (``:max_countdown``). A rate-limit slot the delivery held is given up: it comes back
+    after the slot has passed, and sent then it would go between the endpoint's slots, so
+    it takes a new one (:func:`webhooks.delivery.waiting.take`).
     """
     live = f"""
         (SELECT min(held.locked_until) FROM deliveries AS held
@@ -505,7 +507,7 @@ def defer_sql(db: Dialect) -> str:
     UPDATE deliveries AS d
     SET next_attempt_at = {db.later("wait.delay")},
         locked_until = CASE WHEN wait.delay <= :max_countdown THEN {db.now} END,
-        hold = 'deferred'
+        hold = 'deferred', admitted = false
     FROM (SELECT CASE WHEN bounded > :floor THEN bounded ELSE :floor END AS delay
           FROM (SELECT CASE WHEN lease_left < :by_age THEN lease_left ELSE :by_age END
                        AS bounded
