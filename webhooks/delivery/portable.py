@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
-from webhooks.broker.publishing import DeliveryRef
 from webhooks.core.db import session_scope
 from webhooks.core.dialects import SQLITE
 from webhooks.delivery import state
@@ -65,12 +64,8 @@ def record(parameters: Mapping[str, Any]) -> Written:
             held = status is not None
             disabled_reason = session.execute(_HEALTH, {**parameters, "held": held}).scalar()
             session.execute(_ATTEMPT, {**parameters, "stale": not held})
-            row = session.execute(_RELEASE, {**parameters, "held": held}).first()
-        released = (
-            None
-            if row is None
-            else DeliveryRef(row.id, parameters["endpoint_id"], row.event_type, row.attempts)
-        )
+            row = session.execute(_RELEASE, {**parameters, "held": held}).mappings().first()
+            released = state.released_delivery(parameters["endpoint_id"], row)
         return Written(status, disabled_reason, released)
 
     return partitions.routed(run, parameters["delivery_id"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhooks.broker.publishing import DeliveryRef
 from webhooks.core.db import autocommit_engine, retry_on_disconnect
 from webhooks.core.dialects import POSTGRES
 from webhooks.core.prepared import PreparedStatement
@@ -54,9 +53,9 @@ _RECORD = PreparedStatement(
     released AS ({state.release_sql(POSTGRES, held="EXISTS (SELECT 1 FROM held)")})
     SELECT (SELECT status FROM held) AS status,
            (SELECT disabled_reason FROM health) AS disabled_reason,
-           (SELECT id FROM released) AS released_id,
-           (SELECT event_type FROM released) AS released_type,
-           (SELECT attempts FROM released) AS released_attempts
+           (SELECT id FROM released) AS id,
+           (SELECT event_type FROM released) AS event_type,
+           (SELECT attempts FROM released) AS attempts
     """,
     (
         ("id", "text"),
@@ -104,16 +103,7 @@ def record(parameters: Mapping[str, Any]) -> Written:
     def run() -> Written:
         with autocommit_engine().connect() as connection:
             (row,) = _RECORD.rows(connection, parameters)
-        released = (
-            None
-            if row["released_id"] is None
-            else DeliveryRef(
-                row["released_id"],
-                parameters["endpoint_id"],
-                row["released_type"],
-                row["released_attempts"],
-            )
-        )
+        released = state.released_delivery(parameters["endpoint_id"], row)
         return Written(row["status"], row["disabled_reason"], released)
 
     return partitions.routed(run, parameters["delivery_id"])

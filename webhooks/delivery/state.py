@@ -381,6 +381,14 @@ class Written:
     released: DeliveryRef | None = None
 
 
+def released_delivery(endpoint_id: str, row: Mapping[Any, Any] | None) -> DeliveryRef | None:
+    """The delivery :func:`release_sql` made due, from a row with its ``id``, ``event_type``
+    and ``attempts`` (``id`` None, or no row: it released none), for the caller to publish."""
+    if row is None or row["id"] is None:
+        return None
+    return DeliveryRef(row["id"], endpoint_id, row["event_type"], row["attempts"])
+
+
 def written_before(session: Session, attempt_id: str) -> Written | None:
     """What an earlier try of a record wrote, if it committed: its attempt row exists and
     counted. The delivery's status is read back (a later writer may have changed it since:
