@@ -170,6 +170,27 @@ def test_rate_limit_slots_then_parking_then_release(
     assert all(b - a >= step for a, b in pairwise(waiting_slots))  # every slot its own
 
 
+def test_a_take_with_no_slot_in_the_horizon_parks_the_whole_backlog(
+    session: Session, tenant: Tenant
+) -> None:
+    """The first take to find the horizon full parks the rest of the backlog with it, so
+    that their messages, arriving by the thousand, return before the endpoint's lock; the
+    slot holders keep their slots, and another endpoint's deliveries are not touched."""
+    make_endpoint(session, tenant, rate_limit=1.0)
+    per_horizon = int(rate_limit.HORIZON.total_seconds())
+    ids = deliveries(session, tenant, per_horizon + 4)
+    now = ahead()
+    assert all(take(d, now).verdict is Verdict.ADMITTED for d in ids[:per_horizon])
+    assert take(ids[per_horizon], now).verdict is Verdict.PARKED
+    backlog = [row(d) for d in ids[per_horizon:]]
+    assert all(b.next_attempt_at is None and not b.admitted for b in backlog)
+    assert all(row(d).admitted and row(d).next_attempt_at for d in ids[:per_horizon])
+    with new_session() as holder:  # the rest return without asking for the lock
+        holder.execute(select(Endpoint.id).with_for_update())
+        assert take(ids[-1], now).verdict is Verdict.PARKED
+        holder.rollback()
+
+
 def test_a_slot_holder_deferred_behind_the_cap_takes_a_new_slot(
     session: Session, tenant: Tenant
 ) -> None:
@@ -214,7 +235,7 @@ def test_fifo_sends_the_head_only_and_one_at_a_time(session: Session, tenant: Te
     assert endpoint_row(endpoint_id).busy_until is None
     assert row(third).next_attempt_at == now and row(first).next_attempt_at is None
     assert take(third, now).verdict is Verdict.TAKEN
-    assert take(first, now).verdict is Verdict.SKIP  # parked: not claimable
+    assert take(first, now).verdict is Verdict.PARKED  # still parked: a stale message
     make_due(first, now)  # a stray message for it
     assert take(first, now).verdict is Verdict.PARKED  # busy, and not the head yet
 

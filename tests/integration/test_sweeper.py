@@ -133,10 +133,17 @@ def test_a_claim_lapsed_after_newer_publishes_is_republished_on_the_next_sweep(
     assert sweep() == 0
 
 
-def test_a_lost_retry_goes_back_to_the_retries_queue(broker_url: str, endpoint: str) -> None:
+@pytest.mark.parametrize("retry_or_slot_holder", [{"attempts": 1}, {"admitted": True}])
+def test_a_lost_retry_or_slot_holder_goes_back_to_the_retries_queue(
+    broker_url: str, endpoint: str, retry_or_slot_holder: dict[str, object]
+) -> None:
+    """A rate-limit slot holder's message rides the retries queue, as a retry's does, so
+    that it never waits behind its endpoint's backlog of first attempts."""
     published = enqueue(3)
     with new_session() as session:
-        session.execute(update(Delivery).where(Delivery.id == published[1]).values(attempts=1))
+        session.execute(
+            update(Delivery).where(Delivery.id == published[1]).values(**retry_or_slot_holder)
+        )
         session.commit()
     flush(broker_url)
     assert sweep() == 3

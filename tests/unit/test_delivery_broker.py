@@ -45,6 +45,11 @@ def test_first_attempts_and_retries_use_separate_queues() -> None:
     assert DeliveryRef("d", "e", "t", attempts=2).queue == "retries"
 
 
+def test_a_slot_holder_rides_the_retries_queue() -> None:
+    """Not behind the rest of its endpoint's backlog, queued on ``deliveries``."""
+    assert DeliveryRef("d", "e", "t", attempts=0, delay=0.5, admitted=True).queue == "retries"
+
+
 def test_dead_letter_handler_is_imported_once() -> None:
     handler = load_handler("json:dumps")
     assert handler is load_handler("json:dumps")

@@ -79,10 +79,15 @@ class DeliveryRef:
     attempts: int = 0
     #: Seconds until it is due, as a countdown (a rate-limit slot ahead); 0: now.
     delay: float = 0.0
+    #: It holds a rate-limit slot (:mod:`webhooks.delivery.waiting`).
+    admitted: bool = False
 
     @property
     def queue(self) -> str:
-        return DELIVERIES_QUEUE if self.attempts == 0 else RETRIES_QUEUE
+        """First attempts go on ``deliveries``; retries and slot holders on ``retries``. A
+        slot holder's message must not queue behind the rest of its endpoint's backlog, which
+        arrives on ``deliveries`` all at once and is seen (and parked) only after it."""
+        return RETRIES_QUEUE if self.attempts or self.admitted else DELIVERIES_QUEUE
 
 
 def celery_config(broker_url: str) -> dict[str, Any]:

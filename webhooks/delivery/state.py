@@ -573,7 +573,7 @@ def stamp(
     names, so it waits for locks instead.
     """
     query = (
-        select(Delivery.id, Delivery.endpoint_id, Event.type, Delivery.attempts)
+        select(Delivery.id, Delivery.endpoint_id, Event.type, Delivery.attempts, Delivery.admitted)
         .join(Event, Event.id == Delivery.event_id)
         .where(Delivery.status.in_(statuses), *conditions)
         .limit(limit)
@@ -581,7 +581,10 @@ def stamp(
     )
     if sweeping:
         query = query.order_by(oldest_first)
-    refs = [DeliveryRef(*row) for row in session.execute(query)]
+    refs = [
+        DeliveryRef(delivery_id, endpoint_id, event_type, attempts, admitted=admitted)
+        for delivery_id, endpoint_id, event_type, attempts, admitted in session.execute(query)
+    ]
     if refs:
         values: dict[str, object] = {"locked_until": now, "hold": None}
         if next_attempt_at is None:
@@ -612,6 +615,7 @@ def redeliver(session: Session, delivery_ids: Sequence[str]) -> list[DeliveryRef
                 next_attempt_at = CASE WHEN {live} THEN next_attempt_at ELSE {db.now} END,
                 locked_until = CASE WHEN {live} THEN locked_until ELSE {db.now} END,
                 hold = CASE WHEN {live} THEN hold END,
+                admitted = CASE WHEN {live} THEN admitted ELSE false END,
                 updated_at = {db.now}
             WHERE id IN :ids
             RETURNING id, endpoint_id, event_id, attempts, redeliver_requested

@@ -83,8 +83,8 @@ MAX_BATCHES = 20
 """Batches per sweep; the next sweep, seconds later, carries on."""
 
 QUEUE_OF: Mapping[str, ColumnElement[bool]] = {
-    DELIVERIES_QUEUE: Delivery.attempts == 0,
-    RETRIES_QUEUE: Delivery.attempts > 0,
+    DELIVERIES_QUEUE: (Delivery.attempts == 0) & ~Delivery.admitted,
+    RETRIES_QUEUE: (Delivery.attempts > 0) | Delivery.admitted,
 }
 """Which deliveries' messages each queue holds, as :attr:`DeliveryRef.queue` routes them."""
 

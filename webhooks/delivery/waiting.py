@@ -16,9 +16,11 @@ worker on every host sees the same slots, the same head, the same probe):
 
 A delivery that may go is claimed. One that may not waits without using up an attempt or a
 worker: with a rate-limit slot ahead within :data:`~webhooks.delivery.rate_limit.HORIZON`, it
-is given that slot and waits in the broker as a countdown; otherwise it is *parked*
-(``next_attempt_at`` NULL, like a disabled endpoint's), which neither the broker nor the sweep
-ever sees again until it is released.
+is given that slot and waits in the broker as a countdown (on the retries queue, ahead of
+the rest of a backlog); otherwise it is *parked* (``next_attempt_at`` NULL, like a disabled
+endpoint's), which neither the broker nor the sweep ever sees again until it is released, and
+so is the rest of the endpoint's backlog that holds no slot, in the same statement: their
+messages then find them parked and cost one short read each.
 
 :func:`release` lets parked deliveries go as far as the controls allow: all of them for an
 uncontrolled endpoint, the head for FIFO, the probe for a circuit whose cool-down is over, one
@@ -166,6 +168,7 @@ class Decision:
 
 
 _SKIP = Decision(Verdict.SKIP)
+_PARKED = Decision(Verdict.PARKED)
 
 
 def _claimable(now: datetime | ColumnElement[datetime]) -> tuple[Any, ...]:
@@ -204,6 +207,8 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     if found is None:
         return _SKIP
     endpoint_id, admitted, due, rate, database_now = found
+    if due is None:  # parked: its message is a stale one, and nothing is to be done
+        return _PARKED
     controls = _lock(
         session, endpoint_id, lock=_may_be_in_its_slot(admitted, due, rate, database_now)
     )
@@ -242,7 +247,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
             controls.next_send_at, now, controls.rate_limit, count=1, horizon=rate_limit.HORIZON
         )
         if not slots:
-            return _park(session, still_claimable)
+            return _park_backlog(session, delivery_id, endpoint_id, now)
         slot = slots[0]
         endpoint_values["next_send_at"] = next_free
         if slot > now or controls.publishes_every_slot:  # wait for it in the broker
@@ -255,7 +260,7 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
                 execution_options={"synchronize_session": False},
             )
             delay = (slot - now).total_seconds()
-            ref = DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay)
+            ref = DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay, admitted=True)
             _slots_for_the_parked(session, controls, next_free, now)
             return Decision(Verdict.ADMITTED, ref)
     lease_end = now + timedelta(seconds=state.lease_seconds(controls.timeout_seconds))
@@ -342,9 +347,8 @@ def _early(session: Session, delivery_id: str, now: datetime) -> Decision:
         return _SKIP
     endpoint_id, attempts, slot, event_type = ahead
     delay = (cast(datetime, slot) - now).total_seconds()
-    return Decision(
-        Verdict.ADMITTED, DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay)
-    )
+    ref = DeliveryRef(delivery_id, endpoint_id, event_type, attempts, delay, admitted=True)
+    return Decision(Verdict.ADMITTED, ref)
 
 
 def _now(session: Session, now: datetime | None) -> datetime:
@@ -378,7 +382,28 @@ def _park_contended(
         .values(next_attempt_at=None, locked_until=None, admitted=False, hold=None)
         .returning(_DELIVERIES.c.id)
     ).first()
-    return _SKIP if parked is None else Decision(Verdict.PARKED)
+    return _SKIP if parked is None else _PARKED
+
+
+def _park_backlog(session: Session, delivery_id: str, endpoint_id: str, now: datetime) -> Decision:
+    """No rate-limit slot within the horizon: park this delivery, and with it every other
+    delivery of the endpoint that is due, unheld and holds no slot. Those are the rest of a
+    backlog whose messages are on their way, by the thousand at once: each of their takes then
+    finds its delivery parked and returns before asking for the endpoint's lock, so the
+    workers are soon free again for the slot holders, whose slots would otherwise pass while
+    the backlog's messages are seen one by one. :func:`release` hands the parked their slots
+    in turn, as for any parked delivery."""
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.endpoint_id == endpoint_id,
+            *_claimable(now),
+            (Delivery.id == delivery_id) | ~Delivery.admitted,
+        )
+        .values(next_attempt_at=None, locked_until=None, admitted=False, hold=None),
+        execution_options={"synchronize_session": False},
+    )
+    return _PARKED
 
 
 def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
@@ -388,7 +413,7 @@ def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
         .values(next_attempt_at=None, locked_until=None, admitted=False, hold=None),
         execution_options={"synchronize_session": False},
     )
-    return Decision(Verdict.PARKED)
+    return _PARKED
 
 
 def _in_flight(session: Session, endpoint_id: str, now: datetime) -> int:
@@ -512,7 +537,7 @@ def _admit(
         [{"delivery_id": ref.id, "slot": slot} for ref, slot in zip(refs, slots, strict=False)],
     )
     return [
-        replace(ref, delay=max(0.0, (slot - now).total_seconds()))
+        replace(ref, delay=max(0.0, (slot - now).total_seconds()), admitted=True)
         for ref, slot in zip(refs, slots, strict=False)
     ]
 
