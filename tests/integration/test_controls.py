@@ -129,9 +129,11 @@ def test_rate_limit_slots_then_parking_then_release(
 ) -> None:
     endpoint_id = make_endpoint(session, tenant, rate_limit=2.0)
     per_horizon = int(2 * rate_limit.HORIZON.total_seconds())
-    ids = deliveries(session, tenant, per_horizon + 3)
+    ids = deliveries(session, tenant, per_horizon)
     now = ahead()
     decisions = [take(delivery_id, now) for delivery_id in ids]
+    ids += deliveries(session, tenant, 3)  # published: no backlog waits without a slot
+    decisions += [take(delivery_id, now) for delivery_id in ids[per_horizon:]]
     # Every send goes by the broker, the first slot (now) too: a slot holder's fast claim.
     admitted = decisions[:per_horizon]
     assert all(d.verdict is Verdict.ADMITTED for d in admitted)
@@ -170,6 +172,44 @@ def test_rate_limit_slots_then_parking_then_release(
     assert all(b - a >= step for a, b in pairwise(waiting_slots))  # every slot its own
 
 
+def published_ids(published: list[DeliveryRef]) -> list[str]:
+    return [ref.id for ref in published]
+
+
+def test_a_backlog_that_fills_the_horizon_parks_new_deliveries_at_ingest(
+    session: Session, tenant: Tenant, published: list[DeliveryRef]
+) -> None:
+    """Their takes would only park them: behind a horizon's worth of due deliveries without
+    a slot, or behind parked ones, a new delivery is stored parked and never published."""
+    make_endpoint(session, tenant, rate_limit=2.0)
+    per_horizon = int(2 * rate_limit.HORIZON.total_seconds())
+    ids = deliveries(session, tenant, per_horizon + 1)
+    assert published_ids(published) == ids[:per_horizon]
+    assert row(ids[-1]).next_attempt_at is None
+    [delivery_id] = deliveries(session, tenant, 1)  # behind the parked one
+    assert row(delivery_id).next_attempt_at is None and delivery_id not in published_ids(published)
+    assert take(ids[0], ahead()).verdict is Verdict.ADMITTED
+    assert {delivery_id, ids[-1]} <= set(published_ids(published))  # given slots
+
+
+@pytest.mark.parametrize(
+    ("fields", "parked"),
+    [({"circuit": "open"}, True), ({"circuit": "open", "ordering": "fifo"}, False)],
+)
+def test_a_new_delivery_behind_an_open_circuit_is_parked_at_ingest(
+    session: Session,
+    tenant: Tenant,
+    published: list[DeliveryRef],
+    fields: dict[str, Any],
+    parked: bool,
+) -> None:
+    """Not a FIFO endpoint's, which may be the head (its take decides)."""
+    make_endpoint(session, tenant, circuit_until=ahead(), **fields)
+    [delivery_id] = deliveries(session, tenant, 1)
+    assert (row(delivery_id).next_attempt_at is None) is parked
+    assert (published_ids(published) == []) is parked
+
+
 def test_a_take_with_no_slot_in_the_horizon_parks_the_whole_backlog(
     session: Session, tenant: Tenant
 ) -> None:
@@ -178,9 +218,10 @@ def test_a_take_with_no_slot_in_the_horizon_parks_the_whole_backlog(
     slot holders keep their slots, and another endpoint's deliveries are not touched."""
     make_endpoint(session, tenant, rate_limit=1.0)
     per_horizon = int(rate_limit.HORIZON.total_seconds())
-    ids = deliveries(session, tenant, per_horizon + 4)
+    ids = deliveries(session, tenant, per_horizon)
     now = ahead()
-    assert all(take(d, now).verdict is Verdict.ADMITTED for d in ids[:per_horizon])
+    assert all(take(d, now).verdict is Verdict.ADMITTED for d in ids)
+    ids += deliveries(session, tenant, 4)  # published: none waits without a slot
     assert take(ids[per_horizon], now).verdict is Verdict.PARKED
     backlog = [row(d) for d in ids[per_horizon:]]
     assert all(b.next_attempt_at is None and not b.admitted for b in backlog)
@@ -383,17 +424,18 @@ def test_a_new_delivery_of_an_endpoint_whose_lock_is_busy_is_parked_at_once(
     session: Session, tenant: Tenant, fields: dict[str, Any], parked: bool
 ) -> None:
     """Not queued on the lock (a backlog would have every greenlet wait on one row); but a
-    FIFO endpoint's may be its head, which nothing else would release: the usual deferral."""
+    FIFO endpoint's may be its head, which nothing else would release: the usual deferral.
+    The rest of the backlog is parked with it, so that its messages return before the lock."""
     endpoint_id = make_endpoint(session, tenant, **fields)
-    [delivery_id] = deliveries(session, tenant, 1)
+    delivery_id, other = deliveries(session, tenant, 2)
     with new_session() as holder:
         holder.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
         decision = take(delivery_id, ahead())
         holder.rollback()
     assert decision.verdict is (Verdict.PARKED if parked else Verdict.SKIP)
-    waiting_row = row(delivery_id)
-    assert (waiting_row.next_attempt_at is None) is parked
-    assert waiting_row.attempts == 0
+    for waiting_row in (row(delivery_id), row(other)):
+        assert (waiting_row.next_attempt_at is None) is parked
+        assert waiting_row.attempts == 0
 
 
 def test_a_fifo_head_parked_behind_a_later_delivery_due_is_released(

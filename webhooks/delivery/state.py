@@ -406,11 +406,11 @@ def written_before(session: Session, attempt_id: str) -> Written | None:
 
 def new_deliveries_sql(db: Dialect, *, event: str) -> str:
     """Insert one delivery of the event ``event`` (a relation with ``id`` and ``tenant_id``)
-    per row of ``targets (id, enabled)``; returns each one's id, endpoint and whether it is
-    due (its endpoint enabled).
+    per row of ``targets (id, due)``; returns each one's id, endpoint and whether it is due.
 
-    A delivery to an enabled endpoint is due now and stamped as handed to the broker (its
-    message is published after the commit); one to a disabled endpoint is parked. Its id is
+    A due delivery is due now and stamped as handed to the broker (its message is published
+    after the commit); the others (a disabled endpoint's, or one its controls hold back) are
+    parked. Its id is
     ``dlv_``, the event's ULID time and 64 random bits, so it is a ULID too. ``:now`` is the
     creation time, the application's (as the ids' times are).
     """
@@ -420,11 +420,11 @@ def new_deliveries_sql(db: Dialect, *, event: str) -> str:
                             created_at, updated_at)
     SELECT 'dlv_' || substr(new_event.id, 5, 10) || {db.random_hex},
            new_event.tenant_id, new_event.id, targets.id, 'pending', 0, 0, false,
-           CASE WHEN targets.enabled THEN {db.now} END,
-           CASE WHEN targets.enabled THEN {db.now} END,
+           CASE WHEN targets.due THEN {db.now} END,
+           CASE WHEN targets.due THEN {db.now} END,
            :now, :now
     FROM {event}, targets
-    RETURNING id, endpoint_id, next_attempt_at IS NOT NULL AS enabled
+    RETURNING id, endpoint_id, next_attempt_at IS NOT NULL AS due
     """
 
 

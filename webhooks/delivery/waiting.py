@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
 from webhooks.core.db import session_scope
+from webhooks.core.dialects import Dialect
 from webhooks.delivery import rate_limit, state
 from webhooks.delivery.circuit import Circuit, CircuitState
 from webhooks.delivery.circuit import after_attempt as next_circuit
@@ -361,49 +362,56 @@ def _park_contended(
 ) -> Decision:
     """A new delivery of an endpoint whose lock another take holds: parked at once if the
     endpoint has a rate limit or an open circuit, rather than queueing on the lock (a backlog
-    arriving at once would otherwise have every worker's greenlets wait on one row); the lock's
-    holder hands out slots to the parked (or the sweep, or the circuit's closing, releases
-    them). A FIFO endpoint's is left to the usual short deferral instead: it may be the head,
-    which nothing else would release. One statement: a backlog comes this way by the
-    thousand (``now`` as for :func:`take`; else the database's)."""
+    arriving at once would otherwise have every worker's greenlets wait on one row), and with
+    it the rest of the endpoint's backlog (:func:`_park_backlog`); the lock's holder hands out
+    slots to the parked (or the sweep, or the circuit's closing, releases them). A FIFO
+    endpoint's is left to the usual short deferral instead: it may be the head, which nothing
+    else would release (``now`` as for :func:`take`; else the database's)."""
     rate_limited_or_open = exists().where(
         Endpoint.id == endpoint_id,
         Endpoint.enabled,
         Endpoint.ordering != FIFO,
         (Endpoint.rate_limit.is_not(None)) | (Endpoint.circuit != CircuitState.CLOSED),
     )
+    when = db_now(session) if now is None else now
+    return _park_backlog(session, delivery_id, endpoint_id, when, rate_limited_or_open)
+
+
+def _park_backlog(
+    session: Session,
+    delivery_id: str,
+    endpoint_id: str,
+    now: datetime | ColumnElement[datetime],
+    *conditions: ColumnElement[bool],
+) -> Decision:
+    """Park this delivery (if ``conditions`` hold), and with it every other delivery of the
+    endpoint that is due, unheld and holds no slot. Those are the rest of a backlog whose
+    messages are on their way, by the thousand at once: each of their takes then finds its
+    delivery parked and returns before asking for the endpoint's lock, so the workers are soon
+    free again for the slot holders, whose slots would otherwise pass while the backlog's
+    messages are seen one by one. :func:`release` hands the parked their slots in turn, as
+    for any parked delivery.
+
+    One statement, which skips the rows other transactions hold: many takes park at once,
+    and two that waited for each other's rows (in whatever order each met them) would
+    deadlock. ``SKIP`` if this delivery was not parked."""
+    backlog = (
+        select(_DELIVERIES.c.id)
+        .where(
+            _DELIVERIES.c.endpoint_id == endpoint_id,
+            *_claimable(now),
+            (_DELIVERIES.c.id == delivery_id) | ~_DELIVERIES.c.admitted,
+            *conditions,
+        )
+        .with_for_update(skip_locked=True)
+    )
     parked = session.execute(
         _DELIVERIES.update()
-        .where(
-            _DELIVERIES.c.id == delivery_id,
-            *_claimable(db_now(session) if now is None else now),
-            rate_limited_or_open,
-        )
+        .where(_DELIVERIES.c.id.in_(backlog))
         .values(next_attempt_at=None, locked_until=None, admitted=False, hold=None)
         .returning(_DELIVERIES.c.id)
-    ).first()
-    return _SKIP if parked is None else _PARKED
-
-
-def _park_backlog(session: Session, delivery_id: str, endpoint_id: str, now: datetime) -> Decision:
-    """No rate-limit slot within the horizon: park this delivery, and with it every other
-    delivery of the endpoint that is due, unheld and holds no slot. Those are the rest of a
-    backlog whose messages are on their way, by the thousand at once: each of their takes then
-    finds its delivery parked and returns before asking for the endpoint's lock, so the
-    workers are soon free again for the slot holders, whose slots would otherwise pass while
-    the backlog's messages are seen one by one. :func:`release` hands the parked their slots
-    in turn, as for any parked delivery."""
-    session.execute(
-        update(Delivery)
-        .where(
-            Delivery.endpoint_id == endpoint_id,
-            *_claimable(now),
-            (Delivery.id == delivery_id) | ~Delivery.admitted,
-        )
-        .values(next_attempt_at=None, locked_until=None, admitted=False, hold=None),
-        execution_options={"synchronize_session": False},
-    )
-    return _PARKED
+    ).all()
+    return _PARKED if any(row.id == delivery_id for row in parked) else _SKIP
 
 
 def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
@@ -453,6 +461,50 @@ def _is_head(session: Session, endpoint_id: str, delivery_id: str, timestamp: da
         )
     ).scalar()
     return not ahead
+
+
+# -- Parking at ingest -------------------------------------------------------------------------
+
+INGEST_BACKLOG = 300
+"""Most of a rate-limited endpoint's due deliveries without a slot that a new one is
+published behind: the next free slots are theirs (the horizon's worth, and at most this)."""
+
+
+def parked_at_ingest_sql(db: Dialect, endpoint: str) -> str:
+    """Whether a new delivery to the enabled endpoint ``endpoint`` (a row with ``id``,
+    ``rate_limit``, ``ordering`` and ``circuit``) is stored parked and published not at all:
+    its circuit is not closed, or it has a rate limit and deliveries parked already (the new
+    one's turn is behind them) or a backlog of due deliveries without a slot that fills the
+    horizon (their messages are on their way, and will be given the slots there are).
+
+    Either way its take would park it. Parking it at once spares a backlog that arrives at once
+    a message per delivery: the workers would see them all before the slot holders could keep
+    their slots. A FIFO endpoint's are left to their takes (the head goes at once). What
+    releases them is what releases any parked delivery: the takes of the slot holders, the
+    circuit's closing, the sweep."""
+    statuses = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+    horizon = rate_limit.HORIZON.total_seconds()
+    return f"""
+    CASE
+        WHEN {endpoint}.ordering = '{FIFO}' THEN false
+        WHEN {endpoint}.circuit <> '{CircuitState.CLOSED}' THEN true
+        WHEN {endpoint}.rate_limit IS NULL THEN false
+        WHEN EXISTS (
+            SELECT 1 FROM deliveries AS parked
+            WHERE parked.endpoint_id = {endpoint}.id AND parked.status IN ({statuses})
+              AND parked.next_attempt_at IS NULL
+        ) THEN true
+        ELSE (
+            SELECT count(*) FROM (
+                SELECT 1 FROM deliveries AS ahead
+                WHERE ahead.endpoint_id = {endpoint}.id AND ahead.status IN ({statuses})
+                  AND ahead.next_attempt_at <= {db.now} AND NOT ahead.admitted
+                LIMIT {INGEST_BACKLOG}
+            ) AS backlog
+        ) >= CASE WHEN {endpoint}.rate_limit * {horizon} < {INGEST_BACKLOG}
+                  THEN {endpoint}.rate_limit * {horizon} ELSE {INGEST_BACKLOG} END
+    END
+    """  # noqa: S608 - names and constants of ours
 
 
 # -- Letting parked deliveries go --------------------------------------------------------------

@@ -22,7 +22,9 @@ Which endpoints receive the event (:func:`webhooks.ingest.event_names.matching_s
 deliveries' rows (:func:`webhooks.delivery.state.new_deliveries_sql`) are the same SQL on
 both databases. A delivery to a disabled endpoint is stored with no due time
 (``next_attempt_at`` NULL): it waits until :func:`webhooks.delivery.state.release_waiting`
-is called as the endpoint is enabled.
+is called as the endpoint is enabled; so is one that the endpoint's controls would only park
+(an open circuit, a rate limit's backlog: :func:`webhooks.delivery.waiting.parked_at_ingest_sql`),
+until they release it.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from webhooks.core.errors import DatabaseUnavailable, InvalidInput, NotFound, Pa
 from webhooks.core.ids import new_id
 from webhooks.core.prepared import PreparedStatement
 from webhooks.delivery.state import new_deliveries_sql
+from webhooks.delivery.waiting import parked_at_ingest_sql
 from webhooks.ingest.event_names import matching_sql, validate_name
 from webhooks.ingest.filters import matches as passes
 from webhooks.ingest.schema_validation import first_error
@@ -87,10 +90,12 @@ _ENDPOINTS = cast(Table, Endpoint.__table__)
 
 
 def _targets_sql(db: Dialect, tenant_id: str) -> str:
-    """The CTEs ``matched (id, enabled, filter)`` and ``targets (id, enabled)``: the
+    """The CTEs ``matched (id, enabled, filter, ...)`` and ``targets (id, due)``: the
     endpoints of the tenant ``tenant_id`` (SQL) that receive ``:type``, and of those with a
     payload filter the ones listed in ``:passed`` (a JSON array of ids: their filters were
-    evaluated against the event by the caller).
+    evaluated against the event by the caller). A delivery is due at once unless its endpoint
+    is disabled or its controls would only park it
+    (:func:`webhooks.delivery.waiting.parked_at_ingest_sql`).
 
     A disabled endpoint is read again under a share lock, which waits for a transaction
     enabling it: either that transaction commits first and the delivery is due now, or this
@@ -99,13 +104,13 @@ def _targets_sql(db: Dialect, tenant_id: str) -> str:
     """
     return f"""
     matched AS (
-        SELECT e.id, e.enabled,
+        SELECT e.id, e.enabled, e.rate_limit, e.ordering, e.circuit,
                CASE WHEN {db.json_type("e.filter")} = 'object' THEN e.filter END AS filter
         FROM endpoints AS e
         WHERE e.tenant_id = {tenant_id} AND {matching_sql(db, "e.event_types")}
     ),
     passing AS (
-        SELECT id, enabled FROM matched
+        SELECT id, enabled, rate_limit, ordering, circuit FROM matched
         WHERE filter IS NULL
            OR id IN (SELECT f.value FROM {db.elements(db.json_text(":passed"))})
     ),
@@ -114,7 +119,9 @@ def _targets_sql(db: Dialect, tenant_id: str) -> str:
         WHERE e.id IN (SELECT id FROM passing WHERE NOT enabled) {db.for_share}
     ),
     targets AS (
-        SELECT passing.id, COALESCE(paused.enabled, passing.enabled) AS enabled
+        SELECT passing.id,
+               CASE WHEN COALESCE(paused.enabled, passing.enabled)
+                    THEN NOT ({parked_at_ingest_sql(db, "passing")}) ELSE false END AS due
         FROM passing LEFT JOIN paused ON paused.id = passing.id
     )
     """
@@ -151,7 +158,7 @@ new_deliveries AS ({deliveries})
 SELECT tenant.id AS tenant_id,
        (SELECT schema FROM type_schema) AS schema,
        EXISTS (SELECT 1 FROM new_event) AS created,
-       d.id, d.endpoint_id, d.enabled,
+       d.id, d.endpoint_id, d.due,
        (SELECT jsonb_agg(jsonb_build_array(matched.id, matched.filter)) FROM matched
         WHERE matched.filter IS NOT NULL) AS filters
 FROM tenant LEFT JOIN new_deliveries AS d ON true
@@ -287,11 +294,11 @@ class _Request:
 
 @dataclass(frozen=True)
 class _Match:
-    """A delivery to create: its id, its endpoint, and whether that endpoint is enabled."""
+    """A delivery created: its id, its endpoint, and whether it is due (else parked)."""
 
     id: str
     endpoint_id: str
-    enabled: bool
+    due: bool
 
 
 @dataclass(frozen=True)
@@ -351,8 +358,8 @@ def _write_postgres(
 
 
 def _refs(event_type: str, matched: list[_Match]) -> list[DeliveryRef]:
-    # Deliveries to a disabled endpoint wait for it (webhooks.delivery.state.release_waiting).
-    return [DeliveryRef(m.id, m.endpoint_id, event_type) for m in matched if m.enabled]
+    # Parked deliveries wait for their endpoint (enabling it, its controls: see _targets_sql).
+    return [DeliveryRef(m.id, m.endpoint_id, event_type) for m in matched if m.due]
 
 
 def _store_alone(request: _Request) -> str:
