@@ -210,6 +210,32 @@ def test_a_new_delivery_behind_an_open_circuit_is_parked_at_ingest(
     assert (published_ids(published) == []) is parked
 
 
+def test_a_backlog_parked_meanwhile_leaves_the_delivery_being_given_a_slot(
+    session: Session, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: a take has read its delivery and is choosing its slot when another take,
+    finding the lock busy, parks the backlog. The delivery must keep the slot it is given
+    (else the slot is spent and nobody sends in it)."""
+    make_endpoint(session, tenant, rate_limit=2.0)
+    first, second = deliveries(session, tenant, 2)
+    now = ahead()
+    contended: list[Verdict] = []
+    choose = rate_limit.take
+
+    def park_the_backlog_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if not contended:  # the first take's own slot (a release after it asks again)
+            contended.append(take(second, now).verdict)
+        return choose(*args, **kwargs)
+
+    monkeypatch.setattr(rate_limit, "take", park_the_backlog_meanwhile)
+    decision = take(first, now)
+    assert contended == [Verdict.PARKED]
+    assert decision.verdict is Verdict.ADMITTED
+    assert row(first).admitted and row(first).next_attempt_at == now
+    # Parked, then handed the next slot by the first take, which held the lock.
+    assert row(second).admitted and row(second).next_attempt_at == now + timedelta(seconds=0.5)
+
+
 def test_a_take_with_no_slot_in_the_horizon_parks_the_whole_backlog(
     session: Session, tenant: Tenant
 ) -> None:

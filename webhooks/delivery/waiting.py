@@ -228,6 +228,9 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
         )
         .join(Event, Event.id == Delivery.event_id)
         .where(Delivery.id == delivery_id, *_claimable(now))
+        # Held to the end: a backlog parked by another take (which passes over held rows)
+        # must not take this one away between reading it here and giving it a slot.
+        .with_for_update(of=Delivery)
     ).one_or_none()
     if row is None:
         return _early(session, delivery_id, now)
