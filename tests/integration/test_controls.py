@@ -146,24 +146,26 @@ def test_rate_limit_slots_then_parking_then_release(
     parked = row(ids[-1])
     assert (parked.next_attempt_at, parked.locked_until, parked.attempts) == (None, None, 0)
 
-    # A slotted delivery's claim at its slot takes no slot of its own; holding the lock, it
-    # hands a parked delivery the slot that came within the horizon meanwhile.
+    # A slotted delivery's claim at its slot takes no slot of its own. Holding the lock, it
+    # hands the parked deliveries the slots in the horizon, once the slots handed out reach
+    # less than half of it ahead.
     next_free = endpoint_row(endpoint_id).next_send_at
     assert next_free is not None
     step = rate_limit.interval(2.0)
     published.clear()
     assert take(ids[1], now + timedelta(seconds=0.5)).verdict is Verdict.TAKEN
     assert not row(ids[1]).admitted
-    [released] = published
-    assert released.id == ids[per_horizon] and due_time(released.id) == next_free
-    assert released.delay == pytest.approx(15.0 - 0.5)
-    assert endpoint_row(endpoint_id).next_send_at == next_free + step
+    assert published == []  # 14.5 s of slots still ahead
+    half_way = ids[per_horizon // 2 + 1]  # its slot: 8 s from now, 7 s before the next free
+    assert take(half_way, due_time(half_way)).verdict is Verdict.TAKEN
+    assert [ref.id for ref in published] == ids[per_horizon:]
+    assert [due_time(d) for d in ids[per_horizon:]] == [next_free + k * step for k in range(3)]
+    assert published[0].delay == pytest.approx(7.0)
+    assert endpoint_row(endpoint_id).next_send_at == next_free + 3 * step
 
-    # A slot holder a little late still goes in its slot (and the two parked left get the
-    # slots now in the horizon); one held up for longer than the grace takes a new slot at
-    # the end of the line, as a new delivery would.
+    # A slot holder a little late still goes in its slot; one held up for longer than the
+    # grace takes a new slot at the end of the line, as a new delivery would.
     assert take(ids[2], due_time(ids[2]) + rate_limit.grace(2.0)).verdict is Verdict.TAKEN
-    assert all(row(d).admitted for d in ids[per_horizon:])
     pointer = endpoint_row(endpoint_id).next_send_at
     late = due_time(ids[3]) + rate_limit.grace(2.0) + timedelta(milliseconds=1)
     again = take(ids[3], late)
