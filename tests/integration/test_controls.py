@@ -19,7 +19,7 @@ from webhooks.broker import publishing as broker
 from webhooks.broker.publishing import DeliveryRef
 from webhooks.core import clock
 from webhooks.core.db import new_session, session_scope
-from webhooks.delivery import rate_limit, state, waiting
+from webhooks.delivery import engine, rate_limit, state, waiting
 from webhooks.delivery.circuit import FIRST_COOLDOWN, THRESHOLD, CircuitState
 from webhooks.delivery.waiting import Verdict
 from webhooks.ingest.enqueue import ingest
@@ -236,6 +236,34 @@ def test_a_backlog_parked_meanwhile_leaves_the_delivery_being_given_a_slot(
     assert row(first).admitted and row(first).next_attempt_at == now
     # Parked, then handed the next slot by the first take, which held the lock.
     assert row(second).admitted and row(second).next_attempt_at == now + timedelta(seconds=0.5)
+
+
+def test_a_backlog_parked_beside_a_take_is_released_once_that_take_is_over(
+    session: Session, tenant: Tenant, published: list[DeliveryRef], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: a take holds the endpoint's lock and has handed out its slots to the parked
+    when another, finding the lock busy, parks the whole backlog. No take may come after
+    (every message finds its delivery parked), so the parking one releases the endpoint
+    once it has committed, through the engine; else the backlog waits for the sweep."""
+    make_endpoint(session, tenant, rate_limit=5.0)
+    ids = deliveries(session, tenant, 3)
+    published.clear()
+    holder = new_session()
+    holder.execute(select(Endpoint.id).with_for_update())  # the other take, its release done
+    park = waiting._park_backlog
+
+    def the_other_take_ends_meanwhile(*args: Any, **kwargs: Any) -> set[str]:
+        parked = park(*args, **kwargs)
+        holder.commit()  # before the parking take's commit: it saw none of these parked
+        return parked
+
+    monkeypatch.setattr(waiting, "_park_backlog", the_other_take_ends_meanwhile)
+    assert engine.process(ids[0], NO_TRANSPORT) == state.NOTHING
+    holder.close()
+    assert sorted(published_ids(published)) == sorted(ids)
+    slots = sorted(due_time(d) for d in ids)
+    assert all(row(d).admitted for d in ids)
+    assert [later - first for first, later in pairwise(slots)] == [timedelta(seconds=0.2)] * 2
 
 
 def test_a_take_with_no_slot_in_the_horizon_parks_the_whole_backlog(

@@ -46,6 +46,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
 
 from webhooks.broker import publishing
 from webhooks.core import clock
@@ -163,16 +164,28 @@ def record(
 
 def _take_controlled(delivery_id: str, rng: random.Random) -> Mapping[str, Any] | NextStep:
     """After the fast claim failed: claim a controlled endpoint's delivery, or hold it back
-    (:func:`webhooks.delivery.waiting.take`); else settle it as any unclaimed delivery."""
+    (:func:`webhooks.delivery.waiting.take`); else settle it as any unclaimed delivery. Once
+    committed, wake the endpoint if the take parked its deliveries beside another's."""
     with session_scope() as session:
         decision = waiting.take(session, delivery_id, cap=get_settings().endpoint_concurrency)
-        if decision.verdict is Verdict.TAKEN and decision.claimed is not None:
-            return portable.load(session, decision.claimed)
-        if decision.verdict is Verdict.ADMITTED and decision.delivery is not None:
-            return NextStep(Next.RETRY, decision.delivery, decision.delivery.delay)
-        if decision.verdict is Verdict.PARKED:
-            return state.NOTHING
-        return state.settle_unclaimed(session, delivery_id, rng=rng)
+        taken = _follow(session, delivery_id, decision, rng)
+    if decision.wake is not None:
+        waiting.release_endpoint(decision.wake)
+    return taken
+
+
+def _follow(
+    session: Session, delivery_id: str, decision: waiting.Decision, rng: random.Random
+) -> Mapping[str, Any] | NextStep:
+    """What a take's decision leaves the caller to do: the attempt, a countdown, nothing,
+    or what any unclaimed delivery gets."""
+    if decision.verdict is Verdict.TAKEN and decision.claimed is not None:
+        return portable.load(session, decision.claimed)
+    if decision.verdict is Verdict.ADMITTED and decision.delivery is not None:
+        return NextStep(Next.RETRY, decision.delivery, decision.delivery.delay)
+    if decision.verdict is Verdict.PARKED:
+        return state.NOTHING
+    return state.settle_unclaimed(session, delivery_id, rng=rng)
 
 
 def _changes_controls(endpoint: EndpointConfig, outcome: Outcome) -> bool:

@@ -166,6 +166,9 @@ class Decision:
     #: The claim (``TAKEN``): ``attempts``, ``claims`` and ``lease`` (its fencing token),
     #: ``event_id``, ``endpoint_id``, for :func:`webhooks.delivery.portable.load`.
     claimed: Mapping[str, Any] | None = None
+    #: An endpoint whose deliveries this take parked while another held its lock: the caller
+    #: releases it once this transaction has committed (:func:`release_endpoint`).
+    wake: str | None = None
 
 
 _SKIP = Decision(Verdict.SKIP)
@@ -250,8 +253,9 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
         slots, next_free = rate_limit.take(
             controls.next_send_at, now, controls.rate_limit, count=1, horizon=rate_limit.HORIZON
         )
-        if not slots:
-            return _park_backlog(session, delivery_id, endpoint_id, now)
+        if not slots:  # the lock is held: whoever takes it next sees these parked
+            parked = _park_backlog(session, delivery_id, endpoint_id, now)
+            return _PARKED if delivery_id in parked else _SKIP
         slot = slots[0]
         endpoint_values["next_send_at"] = next_free
         if slot > now or controls.publishes_every_slot:  # wait for it in the broker
@@ -369,10 +373,14 @@ def _park_contended(
     """A new delivery of an endpoint whose lock another take holds: parked at once if the
     endpoint has a rate limit or an open circuit, rather than queueing on the lock (a backlog
     arriving at once would otherwise have every worker's greenlets wait on one row), and with
-    it the rest of the endpoint's backlog (:func:`_park_backlog`); the lock's holder hands out
-    slots to the parked (or the sweep, or the circuit's closing, releases them). A FIFO
-    endpoint's is left to the usual short deferral instead: it may be the head, which nothing
-    else would release (``now`` as for :func:`take`; else the database's)."""
+    it the rest of the endpoint's backlog (:func:`_park_backlog`). A FIFO endpoint's is left
+    to the usual short deferral instead: it may be the head, which nothing else would release
+    (``now`` as for :func:`take`; else the database's).
+
+    The caller then wakes the endpoint (:attr:`Decision.wake`): the lock's holder may have
+    handed out its slots to the parked before these rows were parked, or committed, and with
+    the whole backlog parked no other take may come to do it; they would wait for the sweep,
+    the endpoint idle meanwhile."""
     rate_limited_or_open = exists().where(
         Endpoint.id == endpoint_id,
         Endpoint.enabled,
@@ -380,7 +388,11 @@ def _park_contended(
         (Endpoint.rate_limit.is_not(None)) | (Endpoint.circuit != CircuitState.CLOSED),
     )
     when = db_now(session) if now is None else now
-    return _park_backlog(session, delivery_id, endpoint_id, when, rate_limited_or_open)
+    parked = _park_backlog(session, delivery_id, endpoint_id, when, rate_limited_or_open)
+    if not parked:
+        return _SKIP
+    verdict = Verdict.PARKED if delivery_id in parked else Verdict.SKIP
+    return Decision(verdict, wake=endpoint_id)
 
 
 def _park_backlog(
@@ -389,7 +401,7 @@ def _park_backlog(
     endpoint_id: str,
     now: datetime | ColumnElement[datetime],
     *conditions: ColumnElement[bool],
-) -> Decision:
+) -> set[str]:
     """Park this delivery (if ``conditions`` hold), and with it every other delivery of the
     endpoint that is due, unheld and holds no slot. Those are the rest of a backlog whose
     messages are on their way, by the thousand at once: each of their takes then finds its
@@ -400,7 +412,7 @@ def _park_backlog(
 
     One statement, which skips the rows other transactions hold: many takes park at once,
     and two that waited for each other's rows (in whatever order each met them) would
-    deadlock. ``SKIP`` if this delivery was not parked."""
+    deadlock. Returns the ids parked."""
     backlog = (
         select(_DELIVERIES.c.id)
         .where(
@@ -411,13 +423,13 @@ def _park_backlog(
         )
         .with_for_update(skip_locked=True)
     )
-    parked = session.execute(
+    parked = session.scalars(
         _DELIVERIES.update()
         .where(_DELIVERIES.c.id.in_(backlog))
         .values(next_attempt_at=None, locked_until=None, admitted=False, hold=None)
         .returning(_DELIVERIES.c.id)
-    ).all()
-    return _PARKED if any(row.id == delivery_id for row in parked) else _SKIP
+    )
+    return set(parked)
 
 
 def _park(session: Session, still_claimable: tuple[Any, ...]) -> Decision:
@@ -632,11 +644,14 @@ def release_all(*, now: datetime | None = None) -> int:
                 )
             )
         )
-    total = 0
-    for endpoint_id in endpoint_ids:
-        with session_scope() as session:
-            total += len(release(session, endpoint_id, now=now))
-    return total
+    return sum(release_endpoint(endpoint_id, now=now) for endpoint_id in endpoint_ids)
+
+
+def release_endpoint(endpoint_id: str, *, now: datetime | None = None) -> int:
+    """:func:`release` in a transaction of its own, committed (and so published); returns
+    how many were released."""
+    with session_scope() as session:
+        return len(release(session, endpoint_id, now=now))
 
 
 # -- After an attempt: the circuit, the FIFO head ----------------------------------------------
