@@ -170,7 +170,7 @@ def _take_controlled(delivery_id: str, rng: random.Random) -> Mapping[str, Any] 
         decision = waiting.take(session, delivery_id, cap=get_settings().endpoint_concurrency)
         taken = _follow(session, delivery_id, decision, rng)
     if decision.wake is not None:
-        waiting.release_endpoint(decision.wake)
+        waiting.wake(decision.wake)
     return taken
 
 

@@ -34,6 +34,7 @@ the next rate-limit slots and the probes, and lets nothing stay parked by a race
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -167,7 +168,7 @@ class Decision:
     #: ``event_id``, ``endpoint_id``, for :func:`webhooks.delivery.portable.load`.
     claimed: Mapping[str, Any] | None = None
     #: An endpoint whose deliveries this take parked while another held its lock: the caller
-    #: releases it once this transaction has committed (:func:`release_endpoint`).
+    #: wakes it once this transaction has committed (:func:`wake`).
     wake: str | None = None
 
 
@@ -652,6 +653,41 @@ def release_endpoint(endpoint_id: str, *, now: datetime | None = None) -> int:
     how many were released."""
     with session_scope() as session:
         return len(release(session, endpoint_id, now=now))
+
+
+class _Wakes:
+    """The wakes of endpoints whose backlog a take parked beside another (:attr:`Decision.wake`),
+    one at a time per endpoint in this process.
+
+    A backlog's burst has hundreds of takes park beside the first at once: each waking the
+    endpoint itself would queue them all on its lock, ahead of the slot holders, whose slots
+    would pass meanwhile. A wake asked for while one runs is folded into it instead: the
+    running one releases once more when it is done, and so still starts after the asking
+    take committed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._again: dict[str, bool] = {}
+
+    def wake(self, endpoint_id: str) -> None:
+        with self._lock:
+            if endpoint_id in self._again:
+                self._again[endpoint_id] = True
+                return
+            self._again[endpoint_id] = False
+        try:
+            while True:
+                release_endpoint(endpoint_id)
+                with self._lock:
+                    if not self._again[endpoint_id]:
+                        return
+                    self._again[endpoint_id] = False
+        finally:
+            with self._lock:
+                del self._again[endpoint_id]
+
+
+wake = _Wakes().wake
 
 
 # -- After an attempt: the circuit, the FIFO head ----------------------------------------------
