@@ -3,6 +3,9 @@ release at a time per endpoint in a process, and none asked for is lost."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import pytest
 
 from webhooks.delivery import waiting
@@ -48,3 +51,42 @@ def test_a_wake_whose_release_fails_leaves_none_running(monkeypatch: pytest.Monk
         wakes.wake("ep_1")
     wakes.wake("ep_1")
     assert calls == ["ep_1", "ep_1"]
+
+
+class _PausingLock:
+    """A lock that runs ``then`` once, just after the release it is armed for: the moment
+    another wake may come, as a greenlet or thread switch would make it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.then: Callable[[], None] | None = None
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release()
+        then, self.then = self.then, None
+        if then is not None:
+            then()
+
+
+def test_a_wake_asked_for_as_the_running_one_ends_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The running wake decides to stop under the lock and is gone when it lets it go: a
+    wake asked for right then runs a release of its own, not folded into one that is over."""
+    wakes = waiting._Wakes()
+    lock = _PausingLock()
+    wakes._lock = lock  # type: ignore[assignment]
+    released: list[str] = []
+
+    def release(endpoint_id: str) -> int:
+        released.append(endpoint_id)
+        if len(released) == 1:  # the next release of the lock is the running wake's last
+            lock.then = lambda: wakes.wake(endpoint_id)
+        return 0
+
+    monkeypatch.setattr(waiting, "release_endpoint", release)
+    wakes.wake("ep_1")
+    assert released == ["ep_1", "ep_1"]

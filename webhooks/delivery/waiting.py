@@ -26,7 +26,8 @@ messages then find them parked and cost one short read each.
 uncontrolled endpoint, the head for FIFO, the probe for a circuit whose cool-down is over, one
 slot each for the next :data:`~webhooks.delivery.rate_limit.HORIZON` under a rate limit. It
 runs where something changes: a FIFO delivery finishing, the circuit closing, an endpoint
-enabled or its controls changed (:func:`after_attempt`, :mod:`webhooks.admin.endpoints`), and
+enabled or its controls changed (:func:`after_attempt`, :mod:`webhooks.admin.endpoints`), a
+take that parked the backlog while another held the lock (:func:`wake`, once it committed), and
 at every sweep for each endpoint with parked deliveries (:func:`release_all`): that hands out
 the next rate-limit slots and the probes, and lets nothing stay parked by a race.
 """
@@ -678,13 +679,15 @@ class _Wakes:
         try:
             while True:
                 release_endpoint(endpoint_id)
-                with self._lock:
+                with self._lock:  # the end, under the lock a folding wake checks it by
                     if not self._again[endpoint_id]:
+                        del self._again[endpoint_id]
                         return
                     self._again[endpoint_id] = False
-        finally:
+        except BaseException:
             with self._lock:
                 del self._again[endpoint_id]
+            raise
 
 
 wake = _Wakes().wake
