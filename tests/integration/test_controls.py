@@ -4,12 +4,14 @@ probe, and releasing parked deliveries (webhooks.delivery.waiting), without a wo
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.orm import Session
 
 from tests.api_client import Caller
@@ -23,7 +25,7 @@ from webhooks.delivery import engine, rate_limit, state, waiting
 from webhooks.delivery.circuit import FIRST_COOLDOWN, THRESHOLD, CircuitState
 from webhooks.delivery.waiting import Verdict
 from webhooks.ingest.enqueue import ingest
-from webhooks.models import Delivery, DeliveryStatus, Endpoint, Tenant
+from webhooks.models import Base, Delivery, DeliveryStatus, Endpoint, Tenant
 from webhooks.ops import metrics
 from webhooks.outbound.http import Transport
 from webhooks.outbound.ssrf import TargetPolicy
@@ -542,3 +544,61 @@ def test_a_slot_holder_later_than_its_grace_parks_when_the_lock_is_busy(
     assert decision.verdict is Verdict.PARKED
     parked = row(delivery_id)
     assert (parked.next_attempt_at, parked.admitted, parked.attempts) == (None, False, 0)
+
+
+def test_a_slot_holder_early_for_its_slot_waits_it_out_without_the_endpoints_lock(
+    session: Session, tenant: Tenant
+) -> None:
+    """The messages of a backlog that a release gave slots arrive seconds early, by the
+    hundred: queued on the endpoint's lock, they would hold up the holders of the slots that
+    are now. (``lock_timeout``: waiting for the lock would fail the take, not hang the test.)"""
+    endpoint_id = make_endpoint(session, tenant, rate_limit=2.0)
+    [delivery_id] = deliveries(session, tenant, 1)
+    slot = clock.now() + timedelta(seconds=10)
+    with session_scope() as writing:
+        writing.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(admitted=True, next_attempt_at=slot, locked_until=None)
+        )
+    with new_session() as holder:
+        holder.execute(select(Endpoint.id).where(Endpoint.id == endpoint_id).with_for_update())
+        with session_scope() as taking:
+            taking.execute(text("SET LOCAL lock_timeout = '2s'"))
+            decision = waiting.take(taking, delivery_id, cap=CAP)
+        holder.rollback()
+    assert decision.verdict is Verdict.ADMITTED
+    assert decision.delivery is not None
+    assert 0 < decision.delivery.delay <= 10
+    early = row(delivery_id)
+    assert (early.next_attempt_at, early.admitted, early.attempts) == (slot, True, 0)
+
+
+@pytest.fixture
+def sqlite_session(tmp_path: Path) -> Iterator[Session]:
+    engine = create_engine(f"sqlite:///{tmp_path}/portable.sqlite3")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        yield session
+    engine.dispose()
+
+
+def test_a_release_gives_each_parked_delivery_its_own_slot_on_sqlite(
+    sqlite_session: Session,
+) -> None:
+    """The slots go out in one statement (a CASE on the id): the portable path too."""
+    tenant = create_tenant(sqlite_session, "acme")
+    sqlite_session.commit()
+    endpoint_id = make_endpoint(sqlite_session, tenant, rate_limit=4.0)
+    ids = deliveries(sqlite_session, tenant, 3)
+    sqlite_session.execute(
+        update(Delivery).values(next_attempt_at=None, locked_until=None, admitted=False)
+    )
+    now = ahead()
+    refs = waiting.release(sqlite_session, endpoint_id, now=now)
+    sqlite_session.commit()
+    step = rate_limit.interval(4.0)
+    assert [ref.id for ref in refs] == sorted(ids)
+    assert [ref.delay for ref in refs] == [0.0, 0.25, 0.5]
+    slots = {found.id: found.next_attempt_at for found in sqlite_session.scalars(select(Delivery))}
+    assert [slots[ref.id] for ref in refs] == [now, now + step, now + 2 * step]

@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, exists, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, bindparam, case, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
@@ -215,6 +215,9 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     endpoint_id, admitted, due, rate, database_now = found
     if due is None:  # parked: its message is a stale one, and nothing is to be done
         return _PARKED
+    early = database_now if now is None else max(now, database_now)
+    if admitted and due > early:
+        return _early(session, delivery_id, early)
     controls = _lock(
         session, endpoint_id, lock=_may_be_in_its_slot(admitted, due, rate, database_now)
     )
@@ -339,9 +342,14 @@ def _slots_for_the_parked(
 
 
 def _early(session: Session, delivery_id: str, now: datetime) -> Decision:
-    """A slot holder whose message came before its slot (a countdown fires to the
-    millisecond, not to the microsecond): it waits out the rest, with a message stamped now.
-    Anything else not claimable is no business of the controls."""
+    """A slot holder whose message came before its slot: it waits out the rest, with a
+    message stamped now. Anything else not claimable is no business of the controls.
+
+    Most come seconds early: the messages of a backlog whose rows a release gave slots while
+    their messages were on their way. So this needs only the delivery's own row, not the
+    endpoint's lock: by the hundred at once, they would otherwise queue on it ahead of the
+    holders of the slots that are now, and make them miss them. (A countdown also fires to
+    the millisecond, not to the microsecond: those come here once the lock is held.)"""
     ahead = session.execute(
         update(Delivery)
         .where(
@@ -601,16 +609,28 @@ def _admit(
     session: Session, refs: list[DeliveryRef], slots: list[datetime], now: datetime
 ) -> list[DeliveryRef]:
     """Give each delivery its slot: due then, a message on its way (stamped now) with the
-    wait as its countdown."""
+    wait as its countdown.
+
+    One statement, however many slots (a horizon's worth: 301 at 20/s): an update per row
+    held the endpoint's lock for half a second on a busy machine, the first slots passed
+    meanwhile, and their holders, later than their grace, took new slots a horizon ahead.
+    """
+    given = list(zip(refs, slots, strict=False))
+    slot_type = _DELIVERIES.c.next_attempt_at.type
+    slot_of = case(
+        *(
+            (_DELIVERIES.c.id == ref.id, bindparam(f"slot_{index}", slot, type_=slot_type))
+            for index, (ref, slot) in enumerate(given)
+        )
+    )
     session.execute(
         _DELIVERIES.update()
-        .where(_DELIVERIES.c.id == bindparam("delivery_id"))
-        .values(next_attempt_at=bindparam("slot"), locked_until=now, admitted=True),
-        [{"delivery_id": ref.id, "slot": slot} for ref, slot in zip(refs, slots, strict=False)],
+        .where(_DELIVERIES.c.id.in_([ref.id for ref, _ in given]))
+        .values(next_attempt_at=slot_of, locked_until=now, admitted=True)
     )
     return [
         replace(ref, delay=max(0.0, (slot - now).total_seconds()), admitted=True)
-        for ref, slot in zip(refs, slots, strict=False)
+        for ref, slot in given
     ]
 
 
