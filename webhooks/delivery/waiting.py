@@ -42,7 +42,17 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, case, exists, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    case,
+    exists,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from webhooks.broker.publishing import DeliveryRef, publish_after_commit
@@ -215,9 +225,9 @@ def take(session: Session, delivery_id: str, *, cap: int, now: datetime | None =
     endpoint_id, admitted, due, rate, database_now = found
     if due is None:  # parked: its message is a stale one, and nothing is to be done
         return _PARKED
-    early = database_now if now is None else max(now, database_now)
-    if admitted and due > early:
-        return _early(session, delivery_id, early)
+    at = _not_before(now, database_now)
+    if admitted and due > at:
+        return _early(session, delivery_id, at)
     controls = _lock(
         session, endpoint_id, lock=_may_be_in_its_slot(admitted, due, rate, database_now)
     )
@@ -348,8 +358,8 @@ def _early(session: Session, delivery_id: str, now: datetime) -> Decision:
     Most come seconds early: the messages of a backlog whose rows a release gave slots while
     their messages were on their way. So this needs only the delivery's own row, not the
     endpoint's lock: by the hundred at once, they would otherwise queue on it ahead of the
-    holders of the slots that are now, and make them miss them. (A countdown also fires to
-    the millisecond, not to the microsecond: those come here once the lock is held.)"""
+    holders of the slots that are now, and make them miss them. (One that another take
+    parked and gave a slot while this one waited for the lock comes here once it is held.)"""
     ahead = session.execute(
         update(Delivery)
         .where(
@@ -373,7 +383,11 @@ def _early(session: Session, delivery_id: str, now: datetime) -> Decision:
 
 
 def _now(session: Session, now: datetime | None) -> datetime:
-    database = _database_now(session)
+    return _not_before(now, _database_now(session))
+
+
+def _not_before(now: datetime | None, database: datetime) -> datetime:
+    """The time a step runs at: the database's, or ``now`` (tests) when that is later."""
     return database if now is None else max(now, database)
 
 
@@ -618,10 +632,7 @@ def _admit(
     given = list(zip(refs, slots, strict=False))
     slot_type = _DELIVERIES.c.next_attempt_at.type
     slot_of = case(
-        *(
-            (_DELIVERIES.c.id == ref.id, bindparam(f"slot_{index}", slot, type_=slot_type))
-            for index, (ref, slot) in enumerate(given)
-        )
+        *((_DELIVERIES.c.id == ref.id, literal(slot, type_=slot_type)) for ref, slot in given)
     )
     session.execute(
         _DELIVERIES.update()
