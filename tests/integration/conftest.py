@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from api import create_app
 from tests.api_client import Caller
 from webhooks.admin.tenants import create_tenant
 from webhooks.admin.tokens import create_token
-from webhooks.models import Tenant
+from webhooks.models import Base, Tenant
+
+
+@pytest.fixture
+def sqlite_session(tmp_path: Path) -> Iterator[Session]:
+    """A session on a fresh SQLite file with the schema: the portable path, beside the
+    Postgres ``session``."""
+    engine = create_engine(f"sqlite:///{tmp_path}/portable.sqlite3")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        yield session
+    engine.dispose()
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ probe, and releasing parked deliveries (webhooks.delivery.waiting), without a wo
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from tests.api_client import Caller
@@ -25,7 +23,7 @@ from webhooks.delivery import engine, rate_limit, state, waiting
 from webhooks.delivery.circuit import FIRST_COOLDOWN, THRESHOLD, CircuitState
 from webhooks.delivery.waiting import Verdict
 from webhooks.ingest.enqueue import ingest
-from webhooks.models import Base, Delivery, DeliveryStatus, Endpoint, Tenant
+from webhooks.models import Delivery, DeliveryStatus, Endpoint, Tenant
 from webhooks.ops import metrics
 from webhooks.outbound.http import Transport
 from webhooks.outbound.ssrf import TargetPolicy
@@ -572,15 +570,6 @@ def test_a_slot_holder_early_for_its_slot_waits_it_out_without_the_endpoints_loc
     assert 0 < decision.delivery.delay <= 10
     early = row(delivery_id)
     assert (early.next_attempt_at, early.admitted, early.attempts) == (slot, True, 0)
-
-
-@pytest.fixture
-def sqlite_session(tmp_path: Path) -> Iterator[Session]:
-    engine = create_engine(f"sqlite:///{tmp_path}/portable.sqlite3")
-    Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        yield session
-    engine.dispose()
 
 
 def test_a_release_gives_each_parked_delivery_its_own_slot_on_sqlite(

@@ -4,12 +4,11 @@ portable path (SQLite here), and the API counts only the deliveries created."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.api_client import Caller
@@ -18,7 +17,7 @@ from webhooks.admin.tenants import create_tenant
 from webhooks.broker import publishing as broker
 from webhooks.core.db import new_session
 from webhooks.ingest.enqueue import ingest
-from webhooks.models import Base, Delivery, Endpoint, EventType, Tenant
+from webhooks.models import Delivery, Endpoint, EventType, Tenant
 
 #: Confirmed bookings over 1,000, or anything tagged VIP; never a test.
 FILTER = {
@@ -113,15 +112,6 @@ def test_the_envelope_paths_type_id_and_timestamp_are_filterable(
     deleted = enqueue_event("booking.deleted", {}, tenant="acme")
     with new_session() as check:
         assert [len(targets(check, e)) for e in (old, new, deleted)] == [0, 1, 0]
-
-
-@pytest.fixture
-def sqlite_session(tmp_path: Path) -> Iterator[Session]:
-    engine = create_engine(f"sqlite:///{tmp_path}/portable.sqlite3")
-    Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        yield session
-    engine.dispose()
 
 
 def test_the_portable_path_evaluates_the_same(sqlite_session: Session) -> None:
